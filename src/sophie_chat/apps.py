@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class SophieChatConfig(AppConfig):
+    name = "sophie_chat"
+    verbose_name = _("Sophie chat")
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Registers the system checks; importing is all it takes.
+        from sophie_chat import checks  # noqa: F401

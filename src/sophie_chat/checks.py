@@ -1,0 +1,3 @@
+"""System checks; the foundation fills them in."""
+
+from __future__ import annotations

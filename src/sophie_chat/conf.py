@@ -1,0 +1,114 @@
+"""Settings of django-sophie-chat: one dict, ``CHAT_CONFIG``, merged over defaults.
+
+Read the effective configuration with :func:`get_config` at call time (never at import time), so
+``override_settings(CHAT_CONFIG=...)`` works in tests.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from appconf import AppConf
+from django.conf import settings
+
+
+class SophieChatAppConf(AppConf):
+    """Documented defaults of every ``CHAT_CONFIG`` key (see docs/configuration.rst)."""
+
+    DEFAULTS: dict[str, Any] = {
+        # --- Assistant -----------------------------------------------------------------------
+        "ASSISTANT_NAME": "Sophie",  # str: shown in the widget header and used in prompts
+        "DEFAULT_LANGUAGE": "pt-br",  # language code: answers when the user's language is unknown
+        # --- AI backend --------------------------------------------------------------------------
+        # dotted path, or None: OpenAIBackend when OPENAI_API_KEY is set, else the offline one
+        "AI_BACKEND": None,
+        "OPENAI_API_KEY": None,  # str or None: None reads the OPENAI_API_KEY environment variable
+        "OPENAI_BASE_URL": None,  # str or None: None reads OPENAI_BASE_URL, else api.openai.com
+        "OPENAI_MODEL": "gpt-4o-mini",  # str: chat completions model name
+        "OPENAI_TIMEOUT": 20.0,  # seconds: whole reply, including time to first token
+        "OPENAI_FIRST_TOKEN_TIMEOUT": 10.0,  # seconds: until the first delta arrives
+        "OPENAI_MAX_RETRIES": 1,  # count: retries before the first delta only
+        "MAX_TOKENS": 600,  # tokens: cap on each completion (max_tokens)
+        "TEMPERATURE": 0.3,  # 0.0-2.0: sampling temperature
+        "MAX_PROMPT_CHARS": 24000,  # characters: cap on the whole prompt sent to the model
+        "HISTORY_MESSAGES_FOR_MODEL": 10,  # messages: past turns sent to the model
+        "DAILY_TOKEN_BUDGET": 0,  # tokens per user per day; 0 = unlimited
+        "PROMPT_TEMPLATE": "sophie_chat/prompts/system.txt",  # template name of the system prompt
+        # --- Cache ---------------------------------------------------------------------------
+        "CACHE_TTL": 3600,  # seconds: lifetime of a cached answer; 0 disables the cache
+        # --- Sessions and history ----------------------------------------------------------------
+        "SESSION_TTL": 24 * 60 * 60,  # seconds: idle time after which a session expires
+        "HISTORY_PAGE_SIZE": 20,  # messages: page sent on connect and per history request
+        "MAX_HISTORY_PAGE_SIZE": 100,  # messages: largest page a client may ask for
+        "ALLOW_ANONYMOUS": True,  # bool: visitors who are not logged in may chat
+        "USER_TYPE_RESOLVER": "sophie_chat.conversation.context.default_user_type",  # dotted path (user)->str
+        "USER_CONTEXT_PROVIDER": None,  # dotted path (user)->dict of safe profile facts, or None
+        "SERVICE_INFO_PROVIDER": None,  # dotted path of a ServiceInfoProvider, or None
+        # --- Limits --------------------------------------------------------------------------
+        "RATE_LIMIT": "10/m",  # "N/s", "N/m", "N/h" or "N/d": user messages per sliding window
+        "RATE_LIMIT_FAIL_OPEN": True,  # bool: when Redis is down, fall back to a local limiter
+        "MAX_MESSAGE_LENGTH": 2000,  # characters: longest user message
+        "MAX_FRAME_BYTES": 16384,  # bytes: largest WebSocket frame accepted
+        "REDIS_URL": None,  # str or None: None reads REDIS_URL; None there means no Redis
+        "ALLOWED_ORIGINS": None,  # list of origins, or None to derive them from ALLOWED_HOSTS
+        "STREAM_COALESCE_MS": 30,  # milliseconds: deltas are merged into one frame per window
+        # --- Escalation and support -----------------------------------------------------------
+        "SUPPORT_CONTACT": {  # dict: shown when the assistant escalates to a human
+            "email": "",
+            "phone": "",
+            "whatsapp": "",
+            "hours": "",
+            "url": "",
+        },
+        "FRUSTRATION_WORDS": [],  # list of str: extra words or phrases that signal frustration
+        "ESCALATION_FALLBACK_THRESHOLD": 2,  # count: fallback answers in a row before escalating
+        "NOTIFY_STAFF_ON_ESCALATION": False,  # bool: e-mail MANAGERS a short transcript
+        # --- Analytics and monitoring -------------------------------------------------------------
+        "METRICS_TOKEN": None,  # str or None: bearer token for the metrics endpoint
+        "ALERT_AI_FAILURE_RATE": 0.5,  # 0.0-1.0: AI failure share that raises an alert
+        "ALERT_WINDOW": 300,  # seconds: window over which the failure rate is measured
+        "ALERT_MIN_CALLS": 10,  # count: calls in the window before an alert may fire
+        "ALERT_COOLDOWN": 1800,  # seconds: minimum time between two alerts
+        "RETENTION_DAYS": 365,  # days: closed sessions older than this are deleted; 0 keeps all
+        # --- Widget --------------------------------------------------------------------------
+        "WIDGET": {
+            "position": "bottom-right",  # "bottom-right" or "bottom-left"
+            "z_index": 999,  # CSS z-index of the launcher and window
+            "offset_bottom": 88,  # pixels: room below the launcher (the accessibility button)
+            "offset_side": 24,  # pixels: distance from the side of the viewport
+            "primary_color": "#5b2bd6",  # CSS colour of the launcher, header and user bubbles
+            "text_color": "#ffffff",  # CSS colour of text on the primary colour
+        },
+    }
+
+    class Meta:
+        prefix = "SOPHIE_CHAT"
+
+
+def _env_or(value: Any, name: str) -> Any:
+    return value if value is not None else (os.environ.get(name) or None)
+
+
+def get_config() -> dict[str, Any]:
+    """Return the effective configuration: ``CHAT_CONFIG`` merged over the defaults.
+
+    Nested dicts (``WIDGET``, ``SUPPORT_CONTACT``) are merged one level deep, so a site may set
+    only the colours it cares about.
+    """
+    user: dict[str, Any] = getattr(settings, "CHAT_CONFIG", None) or {}
+    config: dict[str, Any] = {}
+    for key, default in SophieChatAppConf.DEFAULTS.items():
+        value = user.get(key, default)
+        if isinstance(default, dict) and isinstance(value, dict):
+            value = {**default, **value}
+        config[key] = value
+    config["OPENAI_API_KEY"] = _env_or(config["OPENAI_API_KEY"], "OPENAI_API_KEY")
+    config["OPENAI_BASE_URL"] = _env_or(config["OPENAI_BASE_URL"], "OPENAI_BASE_URL")
+    config["REDIS_URL"] = _env_or(config["REDIS_URL"], "REDIS_URL")
+    return config
+
+
+def default_keys() -> list[str]:
+    """Every key that ``CHAT_CONFIG`` accepts."""
+    return list(SophieChatAppConf.DEFAULTS)

@@ -1,0 +1,9 @@
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+
+from sophie_chat.routing import get_asgi_application  # noqa: E402
+
+application = get_asgi_application()
