@@ -1,3 +1,0 @@
-"""System checks; the foundation fills them in."""
-
-from __future__ import annotations
