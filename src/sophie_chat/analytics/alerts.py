@@ -1,0 +1,98 @@
+"""An in-process alarm for a failing AI provider.
+
+:func:`record_ai_call` keeps the outcomes of recent AI calls in a sliding window of
+``ALERT_WINDOW`` seconds. When at least ``ALERT_MIN_CALLS`` calls are in the window and the share
+of failures reaches ``ALERT_AI_FAILURE_RATE``, it logs ``ai_failure_alert`` at ERROR and e-mails
+ADMINS (``mail_admins``, in a background thread), then stays quiet for ``ALERT_COOLDOWN`` seconds.
+
+The window is per process: each worker watches its own calls. For a fleet-wide view use the
+Prometheus alert rules of docs/analytics.rst.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+
+from django.core.mail import mail_admins
+
+from sophie_chat.conf import get_config
+from sophie_chat.logging import get_logger
+
+logger = get_logger(__name__)
+
+
+class FailureWindow:
+    """Outcomes of recent calls, oldest first, and the time of the last alert."""
+
+    def __init__(self) -> None:
+        self.calls: deque[tuple[float, bool, str]] = deque()
+        self.last_alert: float | None = None
+        self.lock = threading.Lock()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.calls.clear()
+            self.last_alert = None
+
+
+_window = FailureWindow()
+
+
+def _mail_in_thread(subject: str, body: str) -> None:
+    def send() -> None:
+        try:
+            mail_admins(subject, body, fail_silently=False)
+        except Exception:
+            logger.exception("ai_failure_alert_email_failed")
+
+    threading.Thread(target=send, name="sophie-chat-alert", daemon=True).start()
+
+
+# Tests replace this with a direct call.
+send_mail: Callable[[str, str], None] = _mail_in_thread
+
+clock: Callable[[], float] = time.monotonic
+
+
+def record_ai_call(*, ok: bool, kind: str = "", window: FailureWindow | None = None) -> bool:
+    """Record one AI call's outcome; return True when this call raised an alert."""
+    config = get_config()
+    span = float(config["ALERT_WINDOW"])
+    threshold = float(config["ALERT_AI_FAILURE_RATE"])
+    min_calls = int(config["ALERT_MIN_CALLS"])
+    cooldown = float(config["ALERT_COOLDOWN"])
+    w = window or _window
+    now = clock()
+    with w.lock:
+        w.calls.append((now, ok, kind))
+        while w.calls and w.calls[0][0] < now - span:
+            w.calls.popleft()
+        total = len(w.calls)
+        failures = [k for _, good, k in w.calls if not good]
+        if threshold <= 0 or total < max(1, min_calls) or len(failures) / total < threshold:
+            return False
+        if w.last_alert is not None and now - w.last_alert < cooldown:
+            return False
+        w.last_alert = now
+    rate = len(failures) / total
+    kinds = Counter(k or "unknown" for k in failures).most_common(5)
+    logger.error(
+        "ai_failure_alert",
+        failure_rate=round(rate, 3),
+        calls=total,
+        failures=len(failures),
+        window_s=span,
+        kinds=dict(kinds),
+    )
+    body = (
+        f"{len(failures)} of the last {total} AI calls failed within {span:.0f} s "
+        f"({rate:.0%}, alert threshold {threshold:.0%}).\n"
+        f"Failure kinds: {', '.join(f'{k} x{n}' for k, n in kinds)}.\n"
+        "Users are getting fallback answers. Check the AI provider's status, the API key and "
+        f"the network. The next alert comes after at least {cooldown:.0f} s."
+    )
+    send_mail("Sophie chat: AI calls are failing", body)
+    return True
