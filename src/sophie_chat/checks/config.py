@@ -216,8 +216,9 @@ def _check_values(
     # so a wrong type gives one clear message, not two.
     def ok(key: str) -> bool:
         parent = key.partition(".")[0]
-        value = _value_of(config, key)
-        return parent not in user or (parent in typed_ok and _type_ok(key, value))
+        if parent not in user:
+            return True
+        return parent in typed_ok and _type_ok(key, _value_of(config, key))
 
     errors: list[CheckMessage] = []
     for key in sorted(POSITIVE | NON_NEGATIVE | set(BETWEEN) | set(CHOICES)):

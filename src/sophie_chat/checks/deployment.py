@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
@@ -32,7 +33,7 @@ def _user_config() -> dict[str, Any]:
 def check_asgi(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
     """The chat needs Channels installed, an ASGI application and a default channel layer."""
     errors: list[CheckMessage] = []
-    if "channels" not in settings.INSTALLED_APPS:
+    if not apps.is_installed("channels"):
         errors.append(
             Error(
                 "'channels' is not in INSTALLED_APPS.",
