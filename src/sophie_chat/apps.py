@@ -12,3 +12,6 @@ class SophieChatConfig(AppConfig):
     def ready(self) -> None:
         # Registers the system checks; importing is all it takes.
         from sophie_chat import checks  # noqa: F401
+        from sophie_chat.knowledge import signals as knowledge_signals
+
+        knowledge_signals.connect()
