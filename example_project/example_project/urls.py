@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.contrib.staticfiles.views import serve as serve_static
+from django.urls import include, path, re_path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("chat/", include("sophie_chat.urls")),
+    path("entrar/", auth_views.LoginView.as_view(), name="login"),
+    path("sair/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", include("marketplace.urls")),
+    # The demo runs under uvicorn, which serves no static files, and it must work with DEBUG off
+    # too. A real site puts a CDN or WhiteNoise in front instead.
+    re_path(r"^static/(?P<path>.*)$", serve_static, {"insecure": True}),
+]
+
+handler404 = "marketplace.views.page_not_found"
+handler500 = "marketplace.views.server_error"

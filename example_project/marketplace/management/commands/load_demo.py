@@ -1,0 +1,228 @@
+"""``manage.py load_demo``: the demo's users, categories, services, bookings and knowledge base.
+
+Idempotent: every object is looked up by a natural key (username, slug, slug + language) and
+updated in place, so running it again refreshes the demo and never duplicates anything.
+"""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.contenttypes.models import ContentType
+from django.core.management import call_command, get_commands
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+
+from marketplace import demo_data
+from marketplace.models import Booking, Category, Profile, Service, format_brl
+from sophie_chat.models import KnowledgeBaseEntry
+
+KB_COMMAND = "sophie_chat_load_kb"
+KNOWLEDGE_DIR = Path(settings.BASE_DIR) / "knowledge"
+
+_UNITS = {
+    "pt-br": {
+        "hora": "por hora",
+        "diaria": "por diária",
+        "visita": "por visita",
+        "projeto": "por projeto",
+    },
+    "en": {
+        "hora": "per hour",
+        "diaria": "per day",
+        "visita": "per visit",
+        "projeto": "per project",
+    },
+}
+
+
+class Command(BaseCommand):
+    help = "Load the example marketplace's demo data and knowledge base (safe to run again)."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument(
+            "--knowledge-dir",
+            default=str(KNOWLEDGE_DIR),
+            help="Folder of knowledge base YAML files (default: example_project/knowledge/).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        with transaction.atomic():
+            users = self._users()
+            categories = self._categories()
+            services = self._services(categories, users)
+            self._bookings(users["cliente"], services)
+        kb_files = self._knowledge_files(Path(options["knowledge_dir"]))
+        with transaction.atomic():
+            generated = self._service_entries(services)
+        self._summary(generated, kb_files)
+
+    # --- marketplace data ---------------------------------------------------------------------
+
+    def _users(self) -> dict[str, Any]:
+        user_model = get_user_model()
+        users = {}
+        for row in demo_data.USERS:
+            user, _ = user_model.objects.get_or_create(username=row["username"])
+            user.first_name = row["first_name"]
+            user.last_name = row["last_name"]
+            user.email = f"{row['username']}@example.com"
+            user.is_staff = user.is_superuser = bool(row.get("staff"))
+            # Reset every run, so the documented demo passwords always work.
+            user.set_password(row["password"])
+            user.save()
+            Profile.objects.update_or_create(
+                user=user,
+                defaults={
+                    "kind": row["kind"],
+                    "city": row["city"],
+                    "phone": row["phone"],
+                    "bio": row.get("bio", ""),
+                },
+            )
+            users[row["username"]] = user
+        return users
+
+    def _categories(self) -> dict[str, Category]:
+        categories = {}
+        for slug, name, icon, description in demo_data.CATEGORIES:
+            category, _ = Category.objects.update_or_create(
+                slug=slug, defaults={"name": name, "icon": icon, "description": description}
+            )
+            categories[slug] = category
+        return categories
+
+    def _services(self, categories: dict[str, Category], users: dict[str, Any]) -> list[Service]:
+        services = []
+        for row in demo_data.SERVICES:
+            fields = {
+                key: row[key]
+                for key in (
+                    "title",
+                    "description",
+                    "tags",
+                    "price",
+                    "price_unit",
+                    "city",
+                    "availability",
+                    "rating",
+                    "featured",
+                    "available",
+                )
+            }
+            fields["category"] = categories[row["category"]]
+            fields["provider"] = users[row["provider"]].profile
+            service, _ = Service.objects.update_or_create(slug=row["slug"], defaults=fields)
+            services.append(service)
+        return services
+
+    def _bookings(self, client: Any, services: list[Service]) -> None:
+        by_slug = {s.slug: s for s in services}
+        today = timezone.localdate()
+        for slug, days, status in demo_data.BOOKINGS:
+            Booking.objects.update_or_create(
+                client=client,
+                service=by_slug[slug],
+                defaults={"date": today + datetime.timedelta(days=days), "status": status},
+            )
+
+    # --- knowledge base -----------------------------------------------------------------------
+
+    def _knowledge_files(self, folder: Path) -> int:
+        files = sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml"))
+        if KB_COMMAND in get_commands():
+            call_command(KB_COMMAND, str(folder), verbosity=0)
+        else:
+            self.stderr.write(
+                f"The {KB_COMMAND} command is not available: knowledge files not loaded."
+            )
+            return 0
+        return len(files)
+
+    def _service_entries(self, services: list[Service]) -> int:
+        """One knowledge entry per service and language, linked to the service."""
+        content_type = ContentType.objects.get_for_model(Service)
+        english = {row["slug"]: row for row in demo_data.SERVICES}
+        count = 0
+        for service in services:
+            row = english[service.slug]
+            for language in ("pt-br", "en"):
+                KnowledgeBaseEntry.objects.update_or_create(
+                    slug=f"servico-{service.slug}",
+                    language=language,
+                    defaults={
+                        "category": KnowledgeBaseEntry.Category.SERVICE,
+                        "title": self._title(service, row, language),
+                        "content": self._content(service, row, language),
+                        "keywords": f"{row['tags']}, {service.category.name}, {service.city}",
+                        "audience": "",
+                        "url": service.get_absolute_url(),
+                        "url_pattern": "",
+                        "content_type": content_type,
+                        "object_id": str(service.pk),
+                        "is_active": True,
+                    },
+                )
+                count += 1
+        return count
+
+    @staticmethod
+    def _title(service: Service, row: dict[str, Any], language: str) -> str:
+        if language == "en":
+            return f"{row['title_en']} ({service.city})"
+        return f"{service.title} ({service.city})"
+
+    @staticmethod
+    def _content(service: Service, row: dict[str, Any], language: str) -> str:
+        price = f"{format_brl(service.price)} {_UNITS[language][service.price_unit]}"
+        provider = service.provider.display_name
+        url = service.get_absolute_url()
+        if language == "en":
+            status = (
+                f"- Availability: {service.availability}"
+                if service.available
+                else "- Not taking bookings right now"
+            )
+            return (
+                f"**{row['title_en']}** by {provider} in {service.city}, rated "
+                f"{service.rating}/5.\n\n- Price: {price}\n{status}\n\n"
+                f"{row['description_en']}\n\nTo book, open the service page, pick a date and "
+                f"click **Book** (in Portuguese, **Contratar**): [see the service]({url})."
+            )
+        status = (
+            f"- Disponibilidade: {service.availability}"
+            if service.available
+            else "- Sem agenda para novas contratações no momento"
+        )
+        rating = str(service.rating).replace(".", ",")
+        return (
+            f"**{service.title}** com {provider} em {service.city}, avaliação {rating}/5.\n\n"
+            f"- Preço: {price}\n{status}\n\n{service.description}\n\n"
+            f"Para contratar, abra a página do serviço, escolha a data e clique em "
+            f"**Contratar**: [ver o serviço]({url})."
+        )
+
+    def _summary(self, generated: int, kb_files: int) -> None:
+        by_language = {
+            lang: KnowledgeBaseEntry.objects.filter(language=lang).count()
+            for lang in ("pt-br", "en")
+        }
+        self.stdout.write(
+            self.style.SUCCESS(
+                "Demo loaded: "
+                f"{Category.objects.count()} categories, {Service.objects.count()} services, "
+                f"{Profile.objects.filter(kind=Profile.Kind.PROVIDER).count()} providers, "
+                f"{Booking.objects.count()} bookings; knowledge base: "
+                f"{kb_files} files, {generated} service entries, "
+                f"{by_language['pt-br']} entries in pt-br and {by_language['en']} in en."
+            )
+        )
+        self.stdout.write(
+            "Log in as cliente/cliente123 (client), prestador/prestador123 (provider) or "
+            "admin/admin123 (staff)."
+        )
