@@ -1,0 +1,63 @@
+"""Count the SQL the benchmark server runs, by kind, for the ``/__bench__/stats`` endpoint.
+
+A wrapper is appended to every database connection's ``execute_wrappers`` when Django opens it,
+so the ORM, raw cursors and session loads are all counted, whatever thread runs them.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+_lock = threading.Lock()
+_counts: Counter[str] = Counter()
+_SHAPE = re.compile(r"\s+")
+
+
+def _kind(sql: str) -> str:
+    # "SELECT ... FROM "sophie_chat_chatsession"" -> "SELECT sophie_chat_chatsession": enough to
+    # tell which statements a turn runs without keeping whole statements.
+    words = _SHAPE.sub(" ", sql.strip()).split(" ")
+    verb = words[0].upper() if words else "?"
+    table = ""
+    for keyword in ("FROM", "INTO", "UPDATE"):
+        for i, word in enumerate(words[:-1]):
+            if word.upper() == keyword:
+                table = words[i + 1].strip('"`')
+                break
+        if table:
+            break
+    if verb == "UPDATE" and len(words) > 1:
+        table = words[1].strip('"`')
+    return f"{verb} {table}".strip()
+
+
+def _wrapper(
+    execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]
+) -> Any:
+    with _lock:
+        _counts[_kind(sql)] += 1
+    return execute(sql, params, many, context)
+
+
+def _on_connection_created(sender: Any, connection: Any, **kwargs: Any) -> None:
+    if _wrapper not in connection.execute_wrappers:
+        connection.execute_wrappers.append(_wrapper)
+
+
+def install() -> None:
+    """Count from now on: hook every connection Django opens in this process."""
+    from django.db.backends.signals import connection_created
+
+    connection_created.connect(_on_connection_created, dispatch_uid="sophie_bench_querycount")
+
+
+def snapshot() -> dict[str, int]:
+    """Queries run so far, by kind; ``"total"`` is the sum."""
+    with _lock:
+        counts = dict(_counts)
+    counts["total"] = sum(counts.values())
+    return counts

@@ -1,0 +1,123 @@
+"""``make bench``: the standard benchmark set, written to benchmarks/results/latest.{json,md}.
+
+Usage: ``python benchmarks/run.py`` (the standard set, under 10 minutes), ``--quick`` (the first
+configuration only), ``--full`` (every server x database x size), ``--only NAME[,NAME]``.
+Everything runs on 127.0.0.1: a test OpenAI server and the load generator on core 0, the ASGI
+server pinned to core 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import loadgen, report, servers
+from benchmarks.scenario import TPS, TTFT, Config, run_config
+
+STANDARD = [
+    Config("uvicorn", "postgres", 100),
+    Config("uvicorn", "postgres", 300),
+    Config("uvicorn", "postgres", 1000, idle=True),
+    Config("daphne", "postgres", 100),
+    Config("uvicorn", "sqlite", 100, targets=("ours",)),
+]
+FULL = [
+    Config(server, db, n, idle=n == 1000, targets=targets)
+    for server in ("uvicorn", "daphne")
+    for db in ("postgres", "sqlite")
+    for n in (100, 300, 1000)
+    for targets in [("ours", "baseline") if db == "postgres" else ("ours",)]
+]
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    names = ["django", "channels", "channels-redis", "redis", "openai", "uvicorn", "daphne"]
+    names += ["websockets", "psycopg"]
+    found = {name: version(name) for name in names}
+    try:
+        found["uvloop"] = version("uvloop")
+    except Exception:
+        found["uvloop"] = "absent"
+    return found
+
+
+def run_configs(configs: list[Config]) -> dict[str, Any]:
+    servers.pin_self(0)
+    started = time.monotonic()
+    port = servers.free_port()
+    openai = servers.start_openai(port, TTFT, TPS, loadgen.ANSWER)
+    openai_url = f"http://127.0.0.1:{port}/v1"
+    out: dict[str, Any] = {
+        "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+        "versions": _versions(),
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+        ).stdout.strip(),
+        "workload": {"ttft_s": TTFT, "tokens": 60, "tokens_per_s": TPS},
+        "configs": [],
+    }
+    prepared: dict[str, tuple[str, list[str]]] = {}
+    try:
+        for config in configs:
+            if config.db not in prepared:
+                servers.prepare_db(config.db)
+                most = max(c.sessions for c in configs if c.db == config.db)
+                prepared[config.db] = servers.make_visitors(config.db, most + 1)
+            print(f"== {config.name}", flush=True)
+            result = asyncio.run(run_config(config, openai_url, prepared[config.db]))
+            print(report.config_lines(result), flush=True)
+            out["configs"].append(result)
+    finally:
+        openai.terminate()
+        openai.wait(10)
+    out["wall_s"] = round(time.monotonic() - started, 1)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--quick", action="store_true")
+    group.add_argument("--full", action="store_true")
+    group.add_argument("--only", help="comma-separated configuration names")
+    parser.add_argument("--out", default=str(servers.RESULTS / "latest"))
+    args = parser.parse_args()
+    configs = FULL if args.full else STANDARD
+    if args.quick:
+        configs = STANDARD[:1]
+    if args.only:
+        wanted = set(args.only.split(","))
+        configs = [c for c in FULL + STANDARD if c.name in wanted]
+        configs = list({c.name: c for c in configs}.values())
+    try:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:
+        pass
+    results = run_configs(configs)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    markdown = report.markdown(results)
+    out.with_suffix(".md").write_text(markdown)
+    print(markdown)
+    print(f"written: {out.with_suffix('.json')} and {out.with_suffix('.md')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,217 @@
+"""Processes of a benchmark run: the test OpenAI server, the database, the ASGI server.
+
+Everything listens on 127.0.0.1 on a free port. The ASGI server is pinned to core 1 with
+``taskset`` when the machine has it (and two cores); the caller pins itself to core 0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "results"
+PYTHON = sys.executable
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_DB = "sophie_bench"
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+
+def can_pin() -> bool:
+    return shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
+
+
+def pin_self(core: int = 0) -> None:
+    """Keep the load generator (and what it starts unpinned) off the server's core."""
+    if can_pin():
+        os.sched_setaffinity(0, {core})
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
+
+
+def base_env(db: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "benchmarks.settings",
+            "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "example_project")]),
+            "BENCH_DB": db,
+            "BENCH_REDIS_URL": REDIS_URL,
+            "BENCH_PG_URL": f"postgres://postgres@127.0.0.1:5432/{PG_DB}",
+            "BENCH_SQLITE_PATH": str(RESULTS / "bench.sqlite3"),
+            "OPENAI_API_KEY": "sk-bench-dummy",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+def start_openai(port: int, ttft: float, tps: float, content: str) -> subprocess.Popen[bytes]:
+    """The AI engineer's test server, on core 0 beside the load generator, on uvloop if present."""
+    code = (
+        "import asyncio, sys\n"
+        "try:\n    import uvloop; asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())\n"
+        "except ImportError:\n    pass\n"
+        "from tests.openai_server import main; main(sys.argv[1:])\n"
+    )
+    args = [PYTHON, "-c", code, "--port", str(port), "--ttft", str(ttft), "--tps", str(tps)]
+    args += ["--content", content]
+    cmd = (["taskset", "-c", "0"] if can_pin() else []) + args
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    log = (RESULTS / "openai-server.log").open("ab")
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    _wait_port(port, proc)
+    return proc
+
+
+def prepare_db(db: str) -> float:
+    """A fresh, migrated benchmark database; returns the seconds it took."""
+    started = time.monotonic()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    if db == "postgres":
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
+            conn.execute(f"CREATE DATABASE {PG_DB}")
+    else:
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(RESULTS / "bench.sqlite3") + suffix).unlink(missing_ok=True)
+    subprocess.run(
+        [PYTHON, "-m", "django", "migrate", "--noinput", "-v", "0"],
+        cwd=REPO,
+        env=base_env(db),
+        check=True,
+    )
+    return time.monotonic() - started
+
+
+def flush_redis() -> None:
+    """Empty the benchmark's own Redis database (cache, limits, layer), nobody else's."""
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+
+
+def make_visitors(db: str, count: int) -> tuple[str, list[str]]:
+    """Create ``count`` anonymous visitors' Django sessions; returns (cookie name, keys)."""
+    out = subprocess.run(
+        [PYTHON, "-m", "benchmarks.visitors", str(count)],
+        cwd=REPO,
+        env=base_env(db),
+        check=True,
+        capture_output=True,
+    )
+    data = json.loads(out.stdout)
+    return data["cookie"], data["keys"]
+
+
+@dataclass
+class Server:
+    kind: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    workers: int = 1
+    command: list[str] = field(default_factory=list)
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def pids(self) -> list[int]:
+        """The processes that serve: the server itself, or a supervisor's workers."""
+        if self.workers == 1:
+            return [self.proc.pid]
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+        return [int(pid) for pid in children.split()]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def start_server(
+    kind: str, db: str, openai_url: str, *, workers: int = 1, deflate: bool = False
+) -> Server:
+    """Start uvicorn or daphne on ``benchmarks.asgi:application``, on core 1 when possible."""
+    port = free_port()
+    if kind == "uvicorn":
+        args = [PYTHON, "-m", "uvicorn", "benchmarks.asgi:application"]
+        args += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--lifespan", "off"]
+        args += ["--log-level", "warning", "--timeout-graceful-shutdown", "5"]
+        args += ["--ws-per-message-deflate", "true" if deflate else "false"]
+        args += ["--ws-max-size", "65536", "--backlog", "4096"]
+        if workers > 1:
+            args += ["--workers", str(workers)]
+    elif kind == "daphne":
+        args = [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "-v", "0"]
+        args += ["--websocket_timeout", "-1", "benchmarks.asgi:application"]
+    else:
+        raise ValueError(kind)
+    cores = "1" if workers == 1 else "0,1"
+    cmd = (["taskset", "-c", cores] if can_pin() else []) + args
+    env = base_env(db)
+    env["OPENAI_BASE_URL"] = openai_url
+    log = (RESULTS / f"server-{kind}.log").open("ab")
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = Server(kind, port, proc, workers, cmd)
+    _wait_port(port, proc)
+    fetch_stats(server)  # the first request imports the whole site
+    return server
+
+
+def fetch_stats(server: Server) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{server.origin}/__bench__/stats", timeout=10) as response:
+        return dict(json.load(response))
+
+
+def proc_usage(pids: list[int]) -> dict[str, float]:
+    """CPU seconds (user + system), current RSS and peak RSS (KiB) summed over ``pids``."""
+    cpu = rss = hwm = 0.0
+    for pid in pids:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2 :].split()
+        cpu += (int(fields[11]) + int(fields[12])) / CLK_TCK
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                rss += int(line.split()[1])
+            elif line.startswith("VmHWM:"):
+                hwm += int(line.split()[1])
+    return {"cpu_s": cpu, "rss_kb": rss, "hwm_kb": hwm}
+
+
+def self_cpu() -> float:
+    times = os.times()
+    return times.user + times.system
