@@ -1,0 +1,148 @@
+"""The built wheel carries every package file and works in a fresh virtualenv on its own deps."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SMOKE_SETTINGS = """
+SECRET_KEY = "smoke"
+DEBUG = False
+ALLOWED_HOSTS = ["testserver"]
+ROOT_URLCONF = "smoke_urls"
+ASGI_APPLICATION = "smoke_asgi.application"
+USE_TZ = True
+LANGUAGE_CODE = "pt-br"
+STATIC_URL = "/static/"
+INSTALLED_APPS = [
+    "django.contrib.auth", "django.contrib.contenttypes", "django.contrib.sessions",
+    "django.contrib.staticfiles", "channels", "sophie_chat",
+]
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+]
+TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True}]
+DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+"""
+SMOKE_URLS = """
+from django.urls import include, path
+urlpatterns = [path("chat/", include("sophie_chat.urls"))]
+"""
+SMOKE_ASGI = """
+import os
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "smoke_settings")
+from sophie_chat.routing import get_asgi_application
+application = get_asgi_application()
+"""
+SMOKE = """
+import sys
+import django
+from django.core.management import call_command
+django.setup()
+import sophie_chat
+assert "site-packages" in sophie_chat.__file__, sophie_chat.__file__
+call_command("check", fail_level="WARNING")
+call_command("migrate", verbosity=0)
+import smoke_asgi
+from sophie_chat.routing import websocket_urlpatterns
+assert websocket_urlpatterns and smoke_asgi.application
+from django.contrib.staticfiles import finders
+from django.template.loader import get_template
+from django.utils import translation
+from django.utils.translation.trans_real import translation as catalog
+assert finders.find("sophie_chat/widget.js") or finders.find("sophie_chat/conversation.js")
+get_template("sophie_chat/widget.html")
+assert catalog("pt-br")._catalog, "no pt_BR catalog"
+print("smoke ok")
+"""
+
+
+def _uv() -> str:
+    from uv import find_uv_bin
+
+    return str(find_uv_bin())
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # tox's pkg env builds the distributions first and points here, so it builds them once.
+    prebuilt = os.environ.get("SOPHIE_DIST_DIR")
+    if prebuilt:
+        return next(Path(prebuilt).glob("django_sophie_chat-*.whl"))
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [_uv(), "build", "--wheel", "--out-dir", str(out), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    return next(out.glob("django_sophie_chat-*.whl"))
+
+
+def test_wheel_carries_every_package_file(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "sophie_chat/py.typed" in names
+    assert "sophie_chat/migrations/0001_initial.py" in names
+    assert "sophie_chat/templates/sophie_chat/widget.html" in names
+    assert any(n.startswith("sophie_chat/static/sophie_chat/") for n in names)
+    assert "sophie_chat/locale/pt_BR/LC_MESSAGES/django.mo" in names
+    assert not any(n.startswith("tests/") for n in names)
+    tracked = subprocess.run(
+        ["git", "ls-files", "src/sophie_chat"], cwd=ROOT, capture_output=True, text=True
+    )
+    if tracked.returncode == 0:  # a git checkout: everything committed under the package ships
+        missing = {
+            path.removeprefix("src/")
+            for path in tracked.stdout.split()
+            if (ROOT / path).exists() and not path.endswith(".pyc")
+        } - names
+        assert missing == set()
+
+
+def test_wheel_works_in_a_fresh_venv(wheel: Path, tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    uv = _uv()
+    subprocess.run(
+        [uv, "venv", "--quiet", "--python", sys.executable, str(venv)],
+        check=True,
+        capture_output=True,
+    )
+    python = venv / "bin" / "python"
+    # Only the wheel and its declared dependencies: a missing runtime dependency fails here.
+    install = subprocess.run(
+        [uv, "pip", "install", "--quiet", "--python", str(python), str(wheel)],
+        capture_output=True,
+        text=True,
+    )
+    assert install.returncode == 0, install.stderr
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "smoke_settings.py").write_text(SMOKE_SETTINGS)
+    (site / "smoke_urls.py").write_text(SMOKE_URLS)
+    (site / "smoke_asgi.py").write_text(SMOKE_ASGI)
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", str(tmp_path)),
+        "DJANGO_SETTINGS_MODULE": "smoke_settings",
+        "PYTHONPATH": str(site),
+    }
+    result = subprocess.run(
+        [str(python), "-W", "error::DeprecationWarning", "-c", SMOKE],
+        cwd=site,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "smoke ok" in result.stdout
