@@ -59,6 +59,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "marketplace.middleware.NotFoundPageMiddleware",
 ]
 
 ROOT_URLCONF = "example_project.urls"
@@ -135,6 +136,9 @@ LANGUAGE_CODE = "pt-br"
 LANGUAGES = [("pt-br", "Português (Brasil)"), ("en", "English")]
 TIME_ZONE = "America/Sao_Paulo"
 USE_I18N = True
+# Run makemessages from example_project/: the project templates' strings then land in the app's
+# catalogue, which Django also loads wherever "marketplace" is installed (the tests too).
+LOCALE_PATHS = [BASE_DIR / "marketplace" / "locale"]
 USE_TZ = True
 
 # --- Static files -------------------------------------------------------------------------------

@@ -5,6 +5,8 @@ from django.contrib.auth import views as auth_views
 from django.contrib.staticfiles.views import serve as serve_static
 from django.urls import include, path, re_path
 
+from marketplace.views import not_found
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
@@ -15,6 +17,10 @@ urlpatterns = [
     # The demo runs under uvicorn, which serves no static files, and it must work with DEBUG off
     # too. A real site puts a CDN or WhiteNoise in front instead.
     re_path(r"^static/(?P<path>.*)$", serve_static, {"insecure": True}),
+    # Last: any other path ending in "/" is a 404 from a view (see NotFoundPageMiddleware), so the
+    # site's own 404 page shows even with DEBUG on. Paths without the slash still get
+    # APPEND_SLASH's redirect first.
+    re_path(r"^.*/$", not_found),
 ]
 
 handler404 = "marketplace.views.page_not_found"

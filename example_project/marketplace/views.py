@@ -8,7 +8,7 @@ from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.contrib.auth.views import redirect_to_login
 from django.db.models import Count, Q, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -183,6 +183,11 @@ class ProviderDashboardView(LoginRequiredMixin, TemplateView):
             .select_related("service", "client")
         )
         return context
+
+
+def not_found(request: HttpRequest) -> HttpResponse:
+    """The last URL pattern: no page lives here."""
+    raise Http404(request.path)
 
 
 def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
