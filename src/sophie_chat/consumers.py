@@ -1,9 +1,393 @@
-"""Placeholder; the conversation core replaces it."""
+"""ChatConsumer: the WebSocket edge of the chat (protocol v1, docs/protocol.rst).
+
+Thin by design: it authenticates, parses frames with :mod:`sophie_chat.protocol`, and hands the
+work to :class:`~sophie_chat.conversation.manager.ChatManager` and the reply worker of
+:mod:`sophie_chat.conversation.service`.
+
+Fan-out: answers go to this socket with ``send()``; a channel-layer ``group_send`` per frame is
+made only while another socket of the same session is known (``chat.hello`` / ``chat.here`` /
+``chat.bye`` keep each socket's set of peers), or after this socket has gone (a reconnecting tab
+may be anywhere). A single tab therefore costs no channel-layer traffic per token.
+"""
 
 from __future__ import annotations
 
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
+import uuid
+from collections import OrderedDict
+from typing import Any
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.db import DatabaseError
+from django.utils import translation
+from django.utils.translation import gettext as _
+
+from sophie_chat import protocol, ratelimit
+from sophie_chat.conf import get_config
+from sophie_chat.conversation import service
+from sophie_chat.conversation.manager import ChatManager, LoggedOut, Owner, SessionEnded
+from sophie_chat.logging import get_logger
+from sophie_chat.protocol import CloseCode, ErrorCode
+
+logger = get_logger(__name__)
+
+MAX_INVALID_IN_A_ROW = 20
+MAX_TOO_LARGE_IN_A_ROW = 3
+MAX_QUEUED_REPLIES = 5
+_AVAILABILITY_ERRORS = (DatabaseError, OSError)
 
 
-class ChatConsumer(AsyncJsonWebsocketConsumer):
-    pass
+def _language(scope: dict[str, Any]) -> str:
+    """The visitor's language: Django's language cookie, then Accept-Language, then default."""
+    supported = {code.lower() for code, _name in settings.LANGUAGES}
+    candidates = [scope.get("cookies", {}).get(settings.LANGUAGE_COOKIE_NAME, "")]
+    for name, value in scope.get("headers", []):
+        if name == b"accept-language":
+            header = value.decode("latin1")[:200]
+            candidates += [part.split(";")[0].strip() for part in header.split(",")]
+    for candidate in candidates:
+        code = candidate.lower().replace("_", "-")
+        for option in (code, code.split("-")[0]):
+            if option and option in supported:
+                return option
+    return str(get_config()["DEFAULT_LANGUAGE"])
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    """One browser tab's chat socket."""
+
+    async def connect(self) -> None:
+        self.connected = False
+        self.session_id: uuid.UUID | None = None
+        self.ended: str | None = None  # "closed"/"expired" once the session is over
+        self.group = ""
+        self.peers: set[str] = set()
+        self.invalid = self.too_large = 0
+        self.recent_acks: OrderedDict[str, int] = OrderedDict()
+        self.worker = service.ReplyWorker(self._deliver)
+        self.language = _language(self.scope)
+        offered = self.scope.get("subprotocols") or []
+        if offered and protocol.SUBPROTOCOL not in offered:
+            await self.close()  # before accept: the handshake is refused
+            return
+        await self.accept(protocol.SUBPROTOCOL if offered else None)
+        user = self.scope.get("user")
+        self.session_key = getattr(self.scope.get("session"), "session_key", None) or ""
+        if user is not None and user.is_authenticated:
+            self.owner, self.user = Owner(user_id=user.pk), user
+        elif not get_config()["ALLOW_ANONYMOUS"]:
+            await self.close(CloseCode.NOT_AUTHENTICATED, "login required")
+            return
+        elif not self.session_key:
+            # Anonymous chats belong to a Django session; the widget's tag makes sure one exists.
+            await self.close(CloseCode.NOT_AUTHENTICATED, "no session cookie")
+            return
+        else:
+            self.owner, self.user = Owner(visitor_key=self.session_key), None
+        self.connected = True
+        await self._open_session()
+
+    async def _open_session(self, notice: str | None = None) -> bool:
+        try:
+            state = await ChatManager.open_session(
+                self.owner,
+                user=self.user,
+                language=self.language,
+                notice=notice,
+                with_messages=False,
+            )
+            await self._join(state.id)
+            # Read after joining the group: anything stored from now on also arrives live.
+            messages, has_more = await ChatManager.history(
+                self.owner, state.id, protocol.MAX_SEQ, int(get_config()["HISTORY_PAGE_SIZE"])
+            )
+        except _AVAILABILITY_ERRORS:
+            logger.exception("ws_open_failed")
+            await self.send_frame(protocol.error_frame(ErrorCode.UNAVAILABLE))
+            await self.close(1011)
+            return False
+        self.session_id, self.ended, self.context = state.id, None, state.context
+        self.user_type, self.session_language = state.user_type, state.language
+        config = get_config()
+        last_seq = max([state.last_seq, *(m["seq"] for m in messages)])
+        await self.send_frame(
+            protocol.session_frame(
+                session_id=str(state.id),
+                status=state.status,
+                user_type=state.user_type,
+                language=state.language,
+                assistant_name=str(config["ASSISTANT_NAME"]),
+                messages=messages,
+                has_more=has_more,
+                last_seq=last_seq,
+                new=state.new,
+                notice=state.notice,
+                limits={
+                    "max_message_length": int(config["MAX_MESSAGE_LENGTH"]),
+                    "max_frame_bytes": int(config["MAX_FRAME_BYTES"]),
+                    "history_page_size": int(config["HISTORY_PAGE_SIZE"]),
+                },
+            )
+        )
+        return True
+
+    # --- channel layer ---------------------------------------------------------------------
+
+    async def _layer(self, method: str, *args: Any) -> None:
+        if self.channel_layer is None:
+            return
+        try:
+            await getattr(self.channel_layer, method)(*args)
+        except Exception as exc:  # a Redis blip degrades multi-tab fan-out, nothing else
+            logger.warning("channel_layer_failed", op=method, error=type(exc).__name__)
+
+    async def _join(self, session_id: uuid.UUID) -> None:
+        if self.group:
+            await self._layer(
+                "group_send", self.group, {"type": "chat.bye", "sender": self.channel_name}
+            )
+            await self._layer("group_discard", self.group, self.channel_name)
+        self.group, self.peers = f"sophie-chat.{session_id.hex}", set()
+        await self._layer("group_add", self.group, self.channel_name)
+        await self._layer(
+            "group_send", self.group, {"type": "chat.hello", "sender": self.channel_name}
+        )
+
+    async def _deliver(self, frame: dict[str, Any], group: str) -> None:
+        """Send a frame of this socket's answers: here, and to the session's other sockets."""
+        if self.connected:
+            try:
+                await self.send(text_data=protocol.dumps(frame))
+            except Exception:
+                self.connected = False
+        if group and (self.peers or not self.connected or group != self.group):
+            await self._layer(
+                "group_send",
+                group,
+                {"type": "chat.frame", "frame": frame, "sender": self.channel_name},
+            )
+
+    async def chat_frame(self, event: dict[str, Any]) -> None:
+        if event.get("sender") != self.channel_name:
+            await self.send_frame(event["frame"])
+
+    async def chat_hello(self, event: dict[str, Any]) -> None:
+        if event["sender"] != self.channel_name:
+            self.peers.add(event["sender"])
+            await self._layer(
+                "send",
+                event["sender"],
+                {"type": "chat.here", "sender": self.channel_name, "group": self.group},
+            )
+
+    async def chat_here(self, event: dict[str, Any]) -> None:
+        if event.get("group") == self.group:
+            self.peers.add(event["sender"])
+
+    async def chat_bye(self, event: dict[str, Any]) -> None:
+        self.peers.discard(event["sender"])
+
+    async def chat_closed(self, event: dict[str, Any]) -> None:
+        if event.get("sender") != self.channel_name and event.get("group") == self.group:
+            self.ended = "closed"
+            await self.send_frame(protocol.closed_frame(event["session_id"]))
+
+    async def disconnect(self, code: int) -> None:
+        self.connected = False
+        if self.group:
+            # Any answer still streaming goes on in its own task and now relays via the group.
+            await self._layer(
+                "group_send", self.group, {"type": "chat.bye", "sender": self.channel_name}
+            )
+            await self._layer("group_discard", self.group, self.channel_name)
+
+    # --- frames in -------------------------------------------------------------------------
+
+    async def send_frame(self, frame: dict[str, Any]) -> None:
+        if self.connected:
+            await self.send(text_data=protocol.dumps(frame))
+
+    async def send_error(self, code: ErrorCode, **kwargs: Any) -> None:
+        with translation.override(self.language):
+            await self.send_frame(protocol.error_frame(code, **kwargs))
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if not self.connected or self.session_id is None:
+            return
+        config = get_config()
+        limit = int(config["MAX_FRAME_BYTES"])
+        if text_data is None:
+            await self._refuse(protocol.ProtocolError(ErrorCode.INVALID))  # binary frames
+            return
+        if len(text_data) > limit or (
+            len(text_data) * 4 > limit and len(text_data.encode("utf-8", "surrogatepass")) > limit
+        ):
+            self.too_large += 1
+            await self.send_error(ErrorCode.FRAME_TOO_LARGE)
+            if self.too_large >= MAX_TOO_LARGE_IN_A_ROW:
+                await self.close(CloseCode.FRAME_TOO_LARGE)
+            return
+        self.too_large = 0
+        try:
+            frame = protocol.parse_client_frame(
+                text_data,
+                max_message_length=int(config["MAX_MESSAGE_LENGTH"]),
+                max_history_page_size=int(config["MAX_HISTORY_PAGE_SIZE"]),
+            )
+        except protocol.ProtocolError as exc:
+            await self._refuse(exc)
+            return
+        self.invalid = 0
+        try:
+            await getattr(self, f"on_{frame.type.value}")(frame)
+        except Exception:
+            # Never let a handler kill the socket; the log has no message text.
+            logger.exception("ws_handler_failed", frame_type=frame.type.value)
+            await self.send_error(ErrorCode.UNAVAILABLE, id=getattr(frame, "id", None))
+
+    async def _refuse(self, exc: protocol.ProtocolError) -> None:
+        self.invalid += 1
+        logger.info("ws_frame_refused", code=exc.code.value, in_a_row=self.invalid)
+        await self.send_error(exc.code, id=exc.id)
+        if self.invalid >= MAX_INVALID_IN_A_ROW:
+            await self.close(CloseCode.INVALID)
+
+    async def on_message(self, frame: protocol.MessageFrame) -> None:
+        if frame.id in self.recent_acks:  # a resend on this socket: no quota, no query
+            await self.send_frame(protocol.ack_frame(frame.id, self.recent_acks[frame.id]))
+            return
+        if self.worker.pending >= MAX_QUEUED_REPLIES:
+            await self.send_error(ErrorCode.BUSY, id=frame.id)
+            return
+        client = self.scope.get("client") or [None]
+        try:
+            decision = await ratelimit.check(
+                user_id=self.owner.user_id, visitor_key=self.owner.visitor_key, ip=client[0]
+            )
+        except ratelimit.LimiterUnavailable:
+            await self.send_error(ErrorCode.UNAVAILABLE, id=frame.id)
+            return
+        if not decision.allowed:
+            await self.send_error(
+                ErrorCode.RATE_LIMITED, retry_after=decision.retry_after, id=frame.id
+            )
+            return
+        if self.ended and not await self._open_session(notice=self.ended):
+            return
+        stored = await self._store(frame)
+        if stored is None:
+            return
+        intent, result = stored
+        self.recent_acks[frame.id] = result.seq
+        while len(self.recent_acks) > 50:
+            self.recent_acks.popitem(last=False)
+        await self.send_frame(protocol.ack_frame(frame.id, result.seq))
+        if result.duplicate:
+            return
+        if self.peers:
+            await self._layer(
+                "group_send",
+                self.group,
+                {
+                    "type": "chat.frame",
+                    "frame": protocol.user_message_frame(result.message),
+                    "sender": self.channel_name,
+                },
+            )
+        self.context = result.context
+        self.worker.submit(
+            service.ReplyJob(
+                session_id=self.session_id,
+                group=self.group,
+                seq=result.reply_seq,
+                reply_to=result.seq,
+                text=frame.text,
+                intent=intent,
+                language=result.language or self.session_language,
+                user_type=result.user_type or self.user_type,
+                user_id=self.owner.user_id,
+                page=frame.page.as_dict() if frame.page else dict(self.context.get("page") or {}),
+                user_context=dict(self.context.get("user") or {}),
+                history=result.history,
+            )
+        )
+
+    async def _store(self, frame: protocol.MessageFrame) -> tuple[str, Any] | None:
+        context = {**self.context, "page": frame.page.as_dict()} if frame.page else None
+        auth = (self.session_key, self.owner.user_id) if self.owner.user_id is not None else None
+        for _attempt in range(2):
+            try:
+                return await service.accept_message(
+                    self.owner,
+                    self.session_id,
+                    client_id=frame.id,
+                    text=frame.text,
+                    page=frame.page.as_dict() if frame.page else None,
+                    context=context,
+                    language=self.session_language,
+                    auth=auth,
+                )
+            except LoggedOut:
+                await self.close(CloseCode.SESSION_GONE, _("You have been logged out."))
+                return None
+            except SessionEnded as exc:
+                # Closed in another tab or expired while idle: continue in a fresh session.
+                notice = exc.status if exc.status in ("closed", "expired") else None
+                if not await self._open_session(notice=notice):
+                    return None
+            except _AVAILABILITY_ERRORS:
+                logger.exception("message_store_failed")
+                await self.send_error(ErrorCode.UNAVAILABLE, id=frame.id)
+                return None
+        await self.send_error(ErrorCode.UNAVAILABLE, id=frame.id)
+        return None
+
+    async def on_resume(self, frame: protocol.ResumeFrame) -> None:
+        # This socket joined the session's group on connect, before this read.
+        messages, has_more = await ChatManager.messages_after(
+            self.owner, self.session_id, frame.after_seq
+        )
+        await self.send_frame(protocol.history_frame("resume", messages, has_more))
+
+    async def on_history(self, frame: protocol.HistoryFrame) -> None:
+        messages, has_more = await ChatManager.history(
+            self.owner, self.session_id, frame.before_seq, frame.limit
+        )
+        await self.send_frame(protocol.history_frame("page", messages, has_more))
+
+    async def on_page(self, frame: protocol.PageFrame) -> None:
+        self.context = {**self.context, "page": frame.page.as_dict()}
+        await ChatManager.update_context(self.owner, self.session_id, self.context)
+
+    async def on_rating(self, frame: protocol.RatingFrame) -> None:
+        outcome = await ChatManager.rate(self.owner, self.session_id, frame.score, frame.comment)
+        if outcome == "ok":
+            await self.send_frame(protocol.rated_frame(frame.score))
+        else:
+            code = ErrorCode.SESSION_EXPIRED if outcome == "expired" else ErrorCode.NOT_FOUND
+            await self.send_error(code)
+
+    async def on_close(self, frame: protocol.SimpleFrame) -> None:
+        self.worker.stop_all()
+        await ChatManager.close(self.owner, self.session_id)
+        self.ended = "closed"
+        await self._layer(
+            "group_send",
+            self.group,
+            {
+                "type": "chat.closed",
+                "sender": self.channel_name,
+                "group": self.group,
+                "session_id": str(self.session_id),
+            },
+        )
+        await self.send_frame(protocol.closed_frame(str(self.session_id)))
+
+    async def on_stop(self, frame: protocol.SimpleFrame) -> None:
+        self.worker.stop()
+
+    async def on_link(self, frame: protocol.LinkFrame) -> None:
+        await ChatManager.count_link(self.owner, self.session_id, frame.message_seq)
+
+    async def on_ping(self, frame: protocol.SimpleFrame) -> None:
+        await self.send_frame(protocol.pong_frame())

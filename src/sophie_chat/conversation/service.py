@@ -1,0 +1,369 @@
+"""The turn pipeline: store and acknowledge a user message, then stream and store the answer.
+
+A socket hands each stored message to its :class:`ReplyWorker`, which answers one message at a
+time in its own task, so the socket keeps reading ``stop``, ``ping`` and the disconnect while an
+answer streams. The task does not belong to the socket: when every tab has gone it still
+finishes (capped at 1.5 x ``OPENAI_TIMEOUT``) and stores the answer, which a reconnecting client
+then gets with ``resume``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.db import transaction
+
+from sophie_chat import protocol
+from sophie_chat.ai import pipeline
+from sophie_chat.ai.base import Delta, HistoryItem, Reply, Turn
+from sophie_chat.conf import get_config
+from sophie_chat.conversation import escalation, intents
+from sophie_chat.conversation.manager import (
+    LoggedOut,
+    Owner,
+    StoredMessage,
+    finish_reply_sync,
+    mark_escalated_sync,
+    still_logged_in,
+    store_user_message_sync,
+)
+from sophie_chat.logging import get_logger
+from sophie_chat.rendering import render_markdown
+
+try:  # The analytics layer is optional until it lands.
+    from sophie_chat.analytics.recorder import record_turn
+except ImportError:  # pragma: no cover - depends on the analytics issue
+    record_turn = None
+
+logger = get_logger(__name__)
+
+Deliver = Callable[[dict[str, Any], str], Awaitable[None]]
+# Strong references to running answers: a task nobody references may be garbage-collected.
+_RUNNING: set[asyncio.Task[Any]] = set()
+
+
+@dataclass
+class ReplyJob:
+    """One answer to write: everything the reply task needs, copied out of the socket."""
+
+    session_id: Any
+    group: str
+    seq: int
+    reply_to: int
+    text: str
+    intent: str
+    language: str
+    user_type: str
+    user_id: int | None
+    page: dict[str, Any]
+    user_context: dict[str, Any]
+    history: list[tuple[str, str]]
+    stopped: bool = False  # answered as "stopped" without asking the AI (session closed)
+
+
+@dataclass
+class ReplyControl:
+    """Shared between the stream and whoever may stop it."""
+
+    reason: str | None = None  # "stop" or "timeout" once cancelled on purpose
+    task: asyncio.Task[Any] | None = None
+    parts: list[str] = field(default_factory=list)
+    reply: Reply | None = None
+    first_token_at: float | None = None
+
+    def cancel(self, reason: str) -> None:
+        if self.task is not None and not self.task.done() and self.reason is None:
+            self.reason = reason
+            self.task.cancel()
+
+
+def _accept_message_sync(
+    owner: Owner,
+    session_id: Any,
+    *,
+    client_id: str,
+    text: str,
+    page: dict[str, Any] | None,
+    context: dict[str, Any] | None,
+    language: str,
+    auth: tuple[str, int] | None,
+) -> tuple[str, StoredMessage]:
+    if auth is not None and not still_logged_in(*auth):
+        raise LoggedOut
+    intent = intents.classify(text, language)
+    metadata: dict[str, Any] = {"intent": intent}
+    if page is not None:
+        metadata["page"] = page
+    stored = store_user_message_sync(
+        owner,
+        session_id,
+        client_id=client_id,
+        text=text,
+        metadata=metadata,
+        context=context,
+        history_size=int(get_config()["HISTORY_MESSAGES_FOR_MODEL"]),
+    )
+    return intent, stored
+
+
+#: One database unit: logout check, intent, dedup, seq reservation, both rows, model history.
+accept_message = database_sync_to_async(_accept_message_sync)
+
+
+def build_turn(job: ReplyJob, consecutive_fallbacks: int) -> Turn:
+    return Turn(
+        session_id=str(job.session_id),
+        text=job.text,
+        language=job.language,
+        user_type=job.user_type,
+        user_id=job.user_id,
+        intent=job.intent,
+        history=[HistoryItem(role=sender, content=text) for sender, text in job.history],  # type: ignore[arg-type]
+        page=dict(job.page),
+        user_context=dict(job.user_context),
+        extra={"consecutive_fallbacks": consecutive_fallbacks},
+    )
+
+
+async def _stream(job: ReplyJob, turn: Turn, deliver: Deliver, control: ReplyControl) -> None:
+    """Relay the pipeline's deltas, merged into one frame per ``STREAM_COALESCE_MS``."""
+    loop = asyncio.get_running_loop()
+    window = float(get_config()["STREAM_COALESCE_MS"]) / 1000
+    # Looked up at call time: the AI layer (and tests) may replace pipeline.reply.
+    agen = pipeline.reply(turn)
+    buffer: list[str] = []
+    index = 0
+    last_flush = -window
+    pending: asyncio.Future[Any] | None = None
+
+    async def flush() -> None:
+        nonlocal index, last_flush
+        text = "".join(buffer)
+        buffer.clear()
+        last_flush = loop.time()
+        await deliver(protocol.assistant_delta_frame(job.seq, index, text), job.group)
+        index += 1
+
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(agen.__anext__())
+            timeout = max(0.0, last_flush + window - loop.time()) if buffer else None
+            done, _ = await asyncio.wait({pending}, timeout=timeout)
+            if not done:
+                await flush()
+                continue
+            finished, pending = pending, None
+            try:
+                item = finished.result()
+            except StopAsyncIteration:
+                break
+            if isinstance(item, Delta) and item.text:
+                if control.first_token_at is None:
+                    control.first_token_at = loop.time()
+                control.parts.append(item.text)
+                buffer.append(item.text)
+                # The first piece, and any piece after a pause, goes out at once.
+                if loop.time() - last_flush >= window:
+                    await flush()
+            elif isinstance(item, Reply):
+                control.reply = item
+        if buffer:
+            await flush()
+    finally:
+        if pending is not None:
+            # Cancelling the pending step throws CancelledError into the pipeline, which closes
+            # its upstream request.
+            pending.cancel()
+            with suppress(BaseException):
+                await pending
+        with suppress(BaseException):
+            await agen.aclose()
+
+
+def _end_of_turn_sync(
+    job: ReplyJob, text: str, metadata: dict[str, Any], state: dict[str, Any]
+) -> tuple[str, dict[str, Any] | None]:
+    """Render, decide on escalation, then store answer + analytics in one transaction."""
+    html = render_markdown(text) if text else ""
+    decision = None
+    try:
+        decision = escalation.decide(job.text, job.intent, state)
+    except Exception:
+        logger.exception("escalation_decide_failed", session=str(job.session_id))
+    metadata = {**metadata, "html": html}
+    if decision:
+        metadata["escalation"] = decision
+    with transaction.atomic():
+        finish_reply_sync(job.session_id, job.seq, text=text, metadata=metadata)
+        if decision:
+            mark_escalated_sync(job.session_id, str(decision.get("reason", "")))
+        if record_turn is not None:
+            record_turn(job.session_id, reply_meta=metadata, user_intent=job.intent)
+    return html, decision
+
+
+end_of_turn = database_sync_to_async(_end_of_turn_sync)
+
+
+async def run_reply(
+    job: ReplyJob, deliver: Deliver, control: ReplyControl, consecutive_fallbacks: int
+) -> str:
+    """Stream one answer and store it; return its source ("ai", "cache" or "fallback")."""
+    loop = asyncio.get_running_loop()
+    config = get_config()
+    started = loop.time()
+    await deliver(protocol.assistant_start_frame(job.seq, job.reply_to), job.group)
+    turn = build_turn(job, consecutive_fallbacks)
+    control.task = asyncio.ensure_future(_stream(job, turn, deliver, control))
+    # A backstop only: the pipeline enforces OPENAI_TIMEOUT itself. Below 2 x OPENAI_TIMEOUT,
+    # the age at which a placeholder is declared dead, so a live answer is never marked so.
+    cap = loop.call_later(1.5 * float(config["OPENAI_TIMEOUT"]), control.cancel, "timeout")
+    status, failed = "complete", False
+    try:
+        await control.task
+    except asyncio.CancelledError:
+        if control.reason is None:
+            raise  # this worker itself is being cancelled (server shutdown)
+        status = "stopped" if control.reason == "stop" else "incomplete"
+    except Exception:
+        logger.exception("reply_failed", session=str(job.session_id), seq=job.seq)
+        status, failed = "incomplete", True
+    finally:
+        cap.cancel()
+    reply = control.reply
+    if status == "complete" and reply is None:
+        status, failed = "incomplete", True
+    text = reply.text if (status == "complete" and reply) else "".join(control.parts)
+    source = reply.source if reply else "ai"
+    now = loop.time()
+    metadata: dict[str, Any] = {
+        "status": status,
+        "source": source,
+        "intent": job.intent,
+        "model": reply.model if reply else "",
+        "tokens_in": reply.usage.prompt_tokens if reply else 0,
+        "tokens_out": reply.usage.completion_tokens if reply else 0,
+        "tokens_estimated": reply.usage.estimated if reply else True,
+        "first_token_ms": int(((control.first_token_at or now) - started) * 1000),
+        "response_ms": int((now - started) * 1000),
+        "error": (reply.error if reply else "")
+        or ("timeout" if control.reason == "timeout" else ""),
+    }
+    fallbacks = consecutive_fallbacks + 1 if source == "fallback" else 0
+    state = {
+        "consecutive_fallbacks": fallbacks,
+        "recent_user_texts": [*[t for s, t in job.history if s == "user"][-4:], job.text],
+        "reply_source": source,
+    }
+    html, decision = "", None
+    try:
+        html, decision = await end_of_turn(job, text, metadata, state)
+    except Exception:
+        # The answer still reaches the client; its placeholder is marked incomplete later.
+        logger.exception("reply_store_failed", session=str(job.session_id), seq=job.seq)
+    if failed:
+        await deliver(protocol.error_frame(protocol.ErrorCode.AI_UNAVAILABLE), job.group)
+    await deliver(
+        protocol.assistant_done_frame(
+            job.seq,
+            text=text,
+            html=html,
+            source=source,
+            intent=job.intent,
+            status=status,
+            stopped=True if status == "stopped" else None,
+            degraded=True if (reply and reply.degraded) else None,
+            notice=(reply.metadata.get("notice") if reply else None),
+            escalation=decision,
+        ),
+        job.group,
+    )
+    logger.info(
+        "reply_done",
+        session=str(job.session_id),
+        seq=job.seq,
+        status=status,
+        source=source,
+        first_token_ms=metadata["first_token_ms"],
+        response_ms=metadata["response_ms"],
+    )
+    return source
+
+
+class ReplyWorker:
+    """Answers a socket's messages one at a time, in a task that outlives the socket."""
+
+    def __init__(self, deliver: Deliver) -> None:
+        self._deliver = deliver
+        self._queue: deque[ReplyJob] = deque()
+        self._task: asyncio.Task[Any] | None = None
+        self.current: ReplyControl | None = None
+        self.consecutive_fallbacks = 0
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue) + (1 if self.current is not None else 0)
+
+    def submit(self, job: ReplyJob) -> None:
+        self._queue.append(job)
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._run())
+            _RUNNING.add(self._task)
+            self._task.add_done_callback(_RUNNING.discard)
+
+    def stop(self) -> None:
+        """Stop the answer streaming now; queued messages are still answered."""
+        if self.current is not None:
+            self.current.cancel("stop")
+
+    def stop_all(self) -> None:
+        """Stop the current answer and every queued one (the session is being closed)."""
+        for job in self._queue:
+            job.stopped = True
+        self.stop()
+
+    async def _run(self) -> None:
+        while self._queue:
+            job = self._queue.popleft()
+            self.current = control = ReplyControl()
+            try:
+                if job.stopped:
+                    await _store_stopped(job, self._deliver)
+                    continue
+                source = await run_reply(job, self._deliver, control, self.consecutive_fallbacks)
+                self.consecutive_fallbacks = (
+                    self.consecutive_fallbacks + 1 if source == "fallback" else 0
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("reply_worker_failed", session=str(job.session_id))
+            finally:
+                self.current = None
+
+
+async def _store_stopped(job: ReplyJob, deliver: Deliver) -> None:
+    metadata = {"status": "stopped", "source": "ai", "intent": job.intent}
+    with suppress(Exception):
+        await database_sync_to_async(finish_reply_sync)(
+            job.session_id, job.seq, text="", metadata=metadata
+        )
+    await deliver(
+        protocol.assistant_done_frame(
+            job.seq,
+            text="",
+            html="",
+            source="ai",
+            intent=job.intent,
+            status="stopped",
+            stopped=True,
+        ),
+        job.group,
+    )
