@@ -33,3 +33,37 @@ def chat_session_factory(db: None) -> Callable[..., Any]:
         return ChatSession.objects.create(**fields)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def _openai_test_server() -> Any:
+    from tests.openai_server import OpenAITestServer
+
+    server = OpenAITestServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def openai_server(_openai_test_server: Any, settings: Any) -> Any:
+    """The loopback OpenAI-compatible server (tests/openai_server.py), reset for this test.
+
+    ``CHAT_CONFIG`` points the OpenAI backend at it with a test key and short timeouts; the AI
+    response cache and token counters start empty. Use ``.configure(ttft=..., statuses=[429],
+    drop_after=3, ...)``, ``.requests`` (recorded request bodies), ``.base_url``, ``.reset()``.
+    """
+    from sophie_chat.ai import _store
+
+    server = _openai_test_server
+    server.reset()
+    _store.clear_all()
+    settings.CHAT_CONFIG = {
+        **(getattr(settings, "CHAT_CONFIG", None) or {}),
+        "AI_BACKEND": "sophie_chat.ai.openai.OpenAIBackend",
+        "OPENAI_API_KEY": "sk-test-0000000000000000",
+        "OPENAI_BASE_URL": server.base_url,
+        "OPENAI_TIMEOUT": 3.0,
+        "OPENAI_FIRST_TOKEN_TIMEOUT": 2.0,
+    }
+    yield server
+    server.reset()

@@ -64,6 +64,8 @@ class Reply:
     # Set when the answer is degraded: "timeout", "rate_limited", "server_error", ...
     error: str = ""
     degraded: bool = False
+    # A short note for the user in their language when degraded ("reduced mode"), else "".
+    notice: str = ""
     citations: list[dict[str, str]] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
 
@@ -78,8 +80,15 @@ class ChatPrompt:
 
 
 class Backend(Protocol):
-    """An answer writer. ``stream`` yields text deltas and returns usage through ``last_usage``."""
+    """An answer writer. ``stream`` yields text deltas and returns usage through ``last_usage``.
+
+    The pipeline makes a new instance for every attempt, so ``last_usage`` (``None`` until the
+    server reports it) belongs to one call. Raise an exception to fail: the pipeline classifies it
+    (:func:`sophie_chat.ai.errors.classify_ai_error`), retries before the first delta when that
+    makes sense, and otherwise answers with a fallback.
+    """
 
     name: str
+    last_usage: Usage | None
 
     def stream(self, prompt: ChatPrompt, turn: Turn) -> AsyncIterator[str]: ...

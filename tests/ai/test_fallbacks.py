@@ -1,0 +1,104 @@
+"""Every AI failure ends in a fallback answer, within the configured time."""
+
+from __future__ import annotations
+
+import pytest
+
+from sophie_chat.ai import fallbacks
+
+FAST = {"OPENAI_TIMEOUT": 1.5, "OPENAI_FIRST_TOKEN_TIMEOUT": 1.0, "OPENAI_MAX_RETRIES": 0}
+KNOWLEDGE = [
+    {
+        "slug": "diarista",
+        "title": "Diarista",
+        "content": "Uma diária de limpeza custa a partir de R$ 150.",
+        "url": "/servicos/diarista/",
+        "category": "service",
+    }
+]
+
+
+@pytest.fixture
+def fast(settings, openai_server):
+    settings.CHAT_CONFIG = {**settings.CHAT_CONFIG, **FAST}
+    return openai_server
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "kind", "budget"),
+    [
+        ({"status": 429, "retry_after": 0}, "rate_limited", 0.5),
+        ({"status": 500}, "server_error", 0.5),
+        ({"status": 503, "retry_after": 30}, "server_error", 0.5),
+        ({"hang": 5}, "timeout", 1.3),
+        ({"ttft": 5}, "timeout", 1.3),
+        ({"malformed_after": 0}, "malformed", 0.5),
+    ],
+    ids=["429", "500", "503", "hang", "slow-first-token", "malformed"],
+)
+async def test_failure_before_any_text_answers_from_the_knowledge_base(
+    fast, turn_factory, run, behaviour, kind, budget
+):
+    fast.configure(**behaviour)
+    out = await run(turn_factory("Quanto custa uma diarista?", extra={"knowledge": KNOWLEDGE}))
+    r = out.reply
+    assert (r.source, r.error, r.degraded) == ("fallback", kind, True)
+    assert r.notice == fallbacks.NOTICE["pt"]
+    assert "R$ 150" in r.text
+    assert "/servicos/diarista/" in r.text
+    assert out.elapsed < budget, f"{kind} fallback took {out.elapsed:.2f}s"
+    assert len(fast.requests) == 1
+
+
+async def test_stall_mid_stream_is_bounded_by_the_overall_timeout(fast, turn_factory, run):
+    fast.configure(content="um dois três quatro cinco seis sete oito", tokens_per_second=2)
+    out = await run(turn_factory())
+    assert out.reply.error == "timeout"
+    assert out.elapsed < 1.8
+    assert out.reply.text.startswith("um dois")
+    assert fallbacks.SEPARATOR in out.reply.text
+
+
+async def test_drop_mid_stream_keeps_the_partial_text_then_the_fallback(fast, turn_factory, run):
+    fast.configure(content="Para contratar, primeiro escolha o serviço e depois", drop_after=3)
+    out = await run(turn_factory("Como contrato?", extra={"knowledge": KNOWLEDGE}))
+    r = out.reply
+    assert (r.source, r.error, r.degraded) == ("fallback", "stream_dropped", True)
+    partial, _, rest = r.text.partition(fallbacks.SEPARATOR)
+    assert partial == "Para contratar, primeiro"
+    assert "Diarista" in rest
+    assert out.elapsed < 0.5
+
+
+async def test_malformed_chunk_mid_stream(fast, turn_factory, run):
+    fast.configure(content="uma resposta que vai quebrar no meio", malformed_after=2)
+    out = await run(turn_factory())
+    assert out.reply.error == "malformed"
+    assert out.reply.text.startswith("uma resposta" + fallbacks.SEPARATOR)
+
+
+async def test_connection_refused(settings, turn_factory, run):
+    settings.CHAT_CONFIG = {
+        **settings.CHAT_CONFIG,
+        **FAST,
+        "AI_BACKEND": "sophie_chat.ai.openai.OpenAIBackend",
+        "OPENAI_API_KEY": "sk-test-x",
+        "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
+    }
+    out = await run(turn_factory())
+    assert (out.reply.source, out.reply.error) == ("fallback", "connection")
+    assert out.elapsed < 0.5
+
+
+async def test_missing_key_with_the_openai_backend(fast, settings, turn_factory, run):
+    settings.CHAT_CONFIG = {**settings.CHAT_CONFIG, "OPENAI_API_KEY": ""}
+    out = await run(turn_factory("Hi", language="en"))
+    assert (out.reply.source, out.reply.error, out.reply.degraded) == ("fallback", "no_key", True)
+    assert out.reply.notice == fallbacks.NOTICE["en"]
+    assert fast.requests == []
+
+
+async def test_english_fallback_without_knowledge(fast, turn_factory, run):
+    fast.configure(status=500)
+    out = await run(turn_factory("Something odd happened", language="en"))
+    assert out.reply.text.startswith(fallbacks.GENERIC["en"][:30])
