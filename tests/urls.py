@@ -6,4 +6,5 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("chat/", include("sophie_chat.urls")),
+    path("widget-test/", include("tests.testapp.widget_urls")),
 ]
