@@ -14,6 +14,7 @@ Both are accent- and case-insensitive and stem Portuguese and English words.
 
 from __future__ import annotations
 
+import bisect
 import math
 import threading
 from collections import defaultdict
@@ -32,6 +33,14 @@ from sophie_chat.models import KnowledgeBaseEntry
 FIELD_WEIGHTS = (3.0, 2.5, 1.0)
 _K1 = 1.2
 _B = 0.5
+# Stems that snowball leaves apart ("limpar" -> limp, "limpeza" -> limpez) still meet when the
+# question's stem is a prefix of the entry's; such a match counts less than an exact one.
+PREFIX_MIN = 4
+PREFIX_FACTOR = 0.5
+# Navigation guides are mostly served for the page the user is on; in a search they should not
+# push aside the entry that answers the question.
+CATEGORY_FACTORS = {"navigation": 0.8}
+AUDIENCE_BOOST = 1.1
 
 
 @dataclass
@@ -96,6 +105,7 @@ class _Index:
             for term, tf in freqs.items():
                 self.postings[term].append((n, tf))
         self.avg_length = (sum(d.length for d in self.docs) / len(self.docs)) if self.docs else 1.0
+        self.vocabulary = sorted(self.postings)
 
     def score(
         self,
@@ -106,21 +116,39 @@ class _Index:
         audience: str | None,
     ) -> dict[int, float]:
         scores: dict[int, float] = defaultdict(float)
-        total = len(self.docs)
         for term in dict.fromkeys(terms):
-            postings = self.postings.get(term)
-            if not postings:
-                continue
-            idf = math.log(1 + (total - len(postings) + 0.5) / (len(postings) + 0.5))
-            for n, tf in postings:
+            # A document scores once per query term: with its best variant (exact or prefix).
+            best: dict[int, float] = {}
+            for variant, factor in self._variants(term):
+                postings = self.postings[variant]
+                idf = self._idf(len(postings))
+                for n, tf in postings:
+                    norm = _K1 * (1 - _B + _B * self.docs[n].length / self.avg_length)
+                    value = factor * idf * tf * (_K1 + 1) / (tf + norm)
+                    if value > best.get(n, 0.0):
+                        best[n] = value
+            for n, value in best.items():
                 doc = self.docs[n]
                 if doc.lang != lang or not _audience_ok(doc.audience, audience):
                     continue
                 if categories is not None and doc.category not in categories:
                     continue
-                norm = _K1 * (1 - _B + _B * doc.length / self.avg_length)
-                scores[doc.pk] += idf * tf * (_K1 + 1) / (tf + norm)
+                scores[doc.pk] += value
         return scores
+
+    def _idf(self, df: int) -> float:
+        return math.log(1 + (len(self.docs) - df + 0.5) / (df + 0.5))
+
+    def _variants(self, term: str) -> list[tuple[str, float]]:
+        """The term itself, and longer terms it is a prefix of ("limp" -> "limpez")."""
+        variants = [(term, 1.0)] if term in self.postings else []
+        if len(term) >= PREFIX_MIN:
+            start = bisect.bisect_right(self.vocabulary, term)
+            for other in self.vocabulary[start : start + 20]:
+                if not other.startswith(term):
+                    break
+                variants.append((other, PREFIX_FACTOR))
+        return variants
 
 
 _lock = threading.Lock()
@@ -170,36 +198,82 @@ def _get_index() -> _Index:
 # --- PostgreSQL engine ---------------------------------------------------------------------
 
 _PG_SQL = """
-SELECT id, ts_rank('{{0.1, 0.2, 0.4, 1.0}}', search_vector, query, 1) AS rank
-FROM {table}, to_tsquery(%s::regconfig, %s) AS query
-WHERE is_active AND search_vector @@ query AND {where}
+WITH matched AS (
+    SELECT id, audience, category, search_vector FROM {table}
+    WHERE is_active AND {language} AND search_vector @@ to_tsquery(%s::regconfig, %s)
+), stats AS (
+    SELECT (SELECT count(*) FROM {table} WHERE is_active AND {language}) AS total, {df}
+    FROM matched
+)
+SELECT id, {rank} AS rank FROM matched, stats WHERE {where}
 ORDER BY rank DESC, id
 LIMIT %s
 """
+# ts_rank weights of D, C (content), B (keywords), A (title): the same 1 : 2.5 : 3 ratio as the
+# portable engine's FIELD_WEIGHTS.
+_PG_WEIGHTS = "'{0.1, 0.33, 0.8, 1.0}'"
+# ts_rank normalisation 2: divided by the document length (long entries do not win by size).
+_PG_NORM = 2
 
 
 def _pg_search(
     words: list[str], lang: str, categories: set[str] | None, audience: str | None, limit: int
 ) -> list[tuple[int, float]]:
-    where = ["(lower(language) = %s OR lower(language) LIKE %s)"]
-    params: list[Any] = [lang, lang + "-%"]
+    """Full-text search with an IDF weight per word (``ts_rank`` alone has none).
+
+    One query: the GIN index finds the entries matching any word; the document frequency of
+    each word is counted among them, and each word's ``ts_rank`` is weighted by its IDF.
+    """
+    config = "sophie_en" if lang == "en" else "sophie_pt"
+    # Prefix matching for longer words, as in the portable engine ("limpar" finds "limpeza").
+    terms = [w + ":*" if len(text.stem(w, lang)) >= PREFIX_MIN else w for w in words[:12]]
     if lang == "pt":
         # Entries in languages the engine does not know are indexed as Portuguese.
-        where[0] = "(lower(language) NOT LIKE 'en%%')"
-        params = []
+        language, lang_params = "lower(language) NOT LIKE 'en%%'", []
+    else:
+        language, lang_params = (
+            "(lower(language) = %s OR lower(language) LIKE %s)",
+            [
+                lang,
+                lang + "-%",
+            ],
+        )
+    df = ", ".join(
+        f"count(*) FILTER (WHERE search_vector @@ to_tsquery(%s::regconfig, %s)) AS df{i}"
+        for i in range(len(terms))
+    )
+    rank = " + ".join(
+        f"ln(1 + (total - df{i} + 0.5) / (df{i} + 0.5)) * "
+        f"ts_rank({_PG_WEIGHTS}, search_vector, to_tsquery(%s::regconfig, %s), {_PG_NORM})"
+        for i in range(len(terms))
+    )
+    where, where_params = ["TRUE"], []
     if categories is not None:
         where.append("category = ANY(%s)")
-        params.append(sorted(categories))
+        where_params.append(sorted(categories))
     if audience is not None:
         where.append("audience IN ('', %s)")
-        params.append(audience)
+        where_params.append(audience)
     sql = _PG_SQL.format(
         table=connection.ops.quote_name(KnowledgeBaseEntry._meta.db_table),
+        language=language,
+        df=df,
+        rank=rank,
         where=" AND ".join(where),
     )
-    config = "sophie_en" if lang == "en" else "sophie_pt"
+    per_term = [p for t in terms for p in (config, t)]
+    params = [
+        *lang_params,
+        config,
+        " | ".join(terms),
+        *lang_params,
+        *per_term,
+        *per_term,
+        *where_params,
+        limit,
+    ]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [config, " | ".join(words), *params, limit])
+        cursor.execute(sql, params)
         return [(pk, float(rank)) for pk, rank in cursor.fetchall()]
 
 
@@ -245,11 +319,12 @@ class KnowledgeBase:
                     break
         entries = KnowledgeBaseEntry.objects.in_bulk([pk for pk, _ in ranked])
         results = [SearchResult(entries[pk], score) for pk, score in ranked if pk in entries]
-        if audience:
-            for r in results:
-                if r.entry.audience == audience:
-                    r.score *= 1.25
-            results.sort(key=lambda r: -r.score)
+        for r in results:
+            if categories is None or r.entry.category not in categories:
+                r.score *= CATEGORY_FACTORS.get(r.entry.category, 1.0)
+            if audience and r.entry.audience == audience:
+                r.score *= AUDIENCE_BOOST
+        results.sort(key=lambda r: -r.score)
         return results[:limit]
 
     def _ranked(
@@ -260,8 +335,8 @@ class KnowledgeBase:
         audience: str | None,
         limit: int,
     ) -> list[tuple[int, float]]:
-        # Fetch a few more than asked for: the audience boost may reorder the tail.
-        fetch = limit + 3 if audience else limit
+        # Fetch a few more than asked for: the boosts and factors may reorder the tail.
+        fetch = limit + 3
         if self.engine == "postgres":
             return _pg_search(text.query_words(query), lang, categories, audience, fetch)
         scores = _get_index().score(
