@@ -22,6 +22,12 @@ for _path in (str(_REPO / "example_project"), str(_REPO)):
         sys.path.insert(0, _path)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchmarks.settings")
 
+import django  # noqa: E402
+
+# The site's asgi.py imports the chat's routing (and through it models) at module level; set
+# Django up first so the benchmark never depends on that import order.
+django.setup(set_prefix=False)
+
 from benchmarks import querycount  # noqa: E402
 from benchmarks.baseline.consumer import BaselineConsumer  # noqa: E402
 from example_project.asgi import application as site_application  # noqa: E402

@@ -185,6 +185,7 @@ def cli() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--deflate", action="store_true", help="per-message deflate on (uvicorn)")
     parser.add_argument("--targets", default="ours,baseline")
+    parser.add_argument("--json", action="store_true", help="print the raw figures too")
     args = parser.parse_args()
     config = Config(
         args.server,
@@ -195,7 +196,10 @@ def cli() -> None:
         args.deflate,
         tuple(args.targets.split(",")),
     )
+    from benchmarks.report import markdown
     from benchmarks.run import run_configs
 
     results = run_configs([config])
-    print(json.dumps(results, indent=2))
+    if args.json:
+        print(json.dumps(results, indent=2))
+    print(markdown(results))
