@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import configparser
 import os
+import re
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 import pytest
-
-pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -89,6 +89,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return next(out.glob("django_sophie_chat-*.whl"))
 
 
+@pytest.mark.slow
 def test_wheel_carries_every_package_file(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "sophie_chat/py.typed" in names
@@ -109,6 +110,7 @@ def test_wheel_carries_every_package_file(wheel: Path) -> None:
         assert missing == set()
 
 
+@pytest.mark.slow
 def test_wheel_works_in_a_fresh_venv(wheel: Path, tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     uv = _uv()
@@ -146,3 +148,30 @@ def test_wheel_works_in_a_fresh_venv(wheel: Path, tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "smoke ok" in result.stdout
+
+
+def _tox_cells() -> set[tuple[str, str]]:
+    tox = configparser.ConfigParser()
+    tox.read(ROOT / "tox.ini", encoding="utf-8")
+    cells = set()
+    for line in tox["tox"]["env_list"].split():
+        match = re.fullmatch(r"py3(\d+)-django(?:\{([\d,]+)\}|(\d+))", line)
+        if match:
+            for django in (match.group(2) or match.group(3)).split(","):
+                cells.add((f"3.{match.group(1)}", f"{django[0]}.{django[1:]}"))
+    return cells
+
+
+def test_classifiers_docs_and_tox_state_the_same_matrix() -> None:
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    pythons = set(re.findall(r'"Programming Language :: Python :: (3\.\d+)"', pyproject))
+    djangos = set(re.findall(r'"Framework :: Django :: (\d\.\d)"', pyproject))
+    cells = _tox_cells()
+    assert len(cells) == 8
+    assert {python for python, _ in cells} == pythons
+    assert {django for _, django in cells} == djangos
+    oldest = min(pythons, key=lambda version: int(version.split(".")[1]))
+    assert f'requires-python = ">={oldest}"' in pyproject
+    installation = (ROOT / "docs" / "installation.rst").read_text(encoding="utf-8")
+    assert f"Python {oldest} to {max(pythons, key=lambda v: int(v.split('.')[1]))}" in installation
+    assert all(django in installation for django in djangos)
