@@ -7,8 +7,9 @@ delta indexes contiguous from 0, one ``seq``, concatenated deltas equal to ``don
 violation, error frame, fallback answer or timeout counts as an error.
 
 Workloads: the standard one (each session sends ``turns`` messages, each 1-3 s after the previous
-reply ended; 20 % of them repeat a few common questions, which the cache should answer) and the
-idle-heavy one (all sessions connected, each sending a message every 20-40 s).
+reply ended; 20 % of them repeat a few common questions, each asked as the first message of a
+new chat, which the cache should answer) and the idle-heavy one (all sessions connected, each
+sending a message every 20-40 s).
 
 Run one configuration end to end (servers included) with
 ``python benchmarks/loadgen.py --server uvicorn --db postgres --sessions 100``; see ``--help``.
@@ -134,8 +135,28 @@ async def open_all(
     return list(conns), errors, time.perf_counter() - started
 
 
-async def turn(ws: ClientConnection, session: int, text: str, timeout: float) -> TurnResult:
-    """Send one message and read its whole reply, checking the delta stream as it comes."""
+async def _close_chat(ws: ClientConnection, timeout: float) -> None:
+    """End the chat session (``close`` -> ``closed``): the next message starts a fresh one."""
+    await ws.send(json.dumps({"type": "close"}))
+    async with asyncio.timeout(timeout):
+        while json.loads(await ws.recv()).get("type") != "closed":
+            pass
+
+
+async def turn(
+    ws: ClientConnection, session: int, text: str, timeout: float, fresh: bool = False
+) -> TurnResult:
+    """Send one message and read its whole reply, checking the delta stream as it comes.
+
+    ``fresh`` first closes the chat session, so the message opens a new one with no history:
+    the answer cache only shares answers to prompts without personal parts, and the history of
+    earlier turns is one. A common question asked first in a new chat is what the cache serves.
+    """
+    if fresh:
+        try:
+            await _close_chat(ws, timeout)
+        except Exception as exc:
+            return TurnResult(session=session, sent=time.perf_counter(), error=f"close: {exc!r}")
     message_id = str(uuid.uuid4())
     page = {"url": "/", "title": "Contrata Já", "referrer": "", "status": 200}
     frame = json.dumps({"type": "message", "id": message_id, "text": text, "page": page})
@@ -193,7 +214,7 @@ async def _session(
     number = 0
     while True:
         text, repeated = question(rng, index, number, work.repeat_share)
-        result = await turn(ws, index, text, work.turn_timeout)
+        result = await turn(ws, index, text, work.turn_timeout, fresh=repeated)
         result.repeated = repeated
         out.append(result)
         number += 1

@@ -32,6 +32,7 @@ class Config:
     workers: int = 1
     deflate: bool = False
     targets: tuple[str, ...] = ("ours", "baseline")
+    profile: bool = False  # py-spy records the server during the load (costs it a little CPU)
 
     @property
     def name(self) -> str:
@@ -113,17 +114,18 @@ def summarize(
 async def _warm_up(url: str, origin: str, cookie: str | None) -> None:
     """Import everything and put the common questions in the cache before measuring."""
 
-    async def ask(text: str) -> None:
+    async def ask(text: str, fresh: bool = False) -> None:
         ws = await loadgen.open_session(url, origin, cookie)
         try:
-            result = await loadgen.turn(ws, -1, text, 30)
+            result = await loadgen.turn(ws, -1, text, 30, fresh=fresh)
             if result.error:
                 raise RuntimeError(f"warm-up turn failed: {result.error}")
         finally:
             await ws.close()
 
     await ask("Olá, tudo bem? (aquecimento)")
-    await asyncio.gather(*(ask(text) for text in loadgen.COMMON_QUESTIONS))
+    for text in loadgen.COMMON_QUESTIONS:  # one at a time: each must start a history-less chat
+        await ask(text, fresh=True)
 
 
 async def run_target(
@@ -148,7 +150,10 @@ async def run_target(
         usage["connected"] = servers.proc_usage(pids)
         queries["connected"] = (await asyncio.to_thread(servers.fetch_stats, server))["queries"]
         usage["meta"] = {"connected": sum(1 for c in conns if c is not None)}
+        spy = servers.start_profiler(pids[0], f"{config.name}-{target}") if config.profile else None
         load = await loadgen.drive(conns, work)
+        if spy is not None:
+            servers.stop_profiler(spy)
         load.connect_all_s, load.connect_errors = connect_s, errors
         usage["after"] = servers.proc_usage(pids)
         queries["after"] = (await asyncio.to_thread(servers.fetch_stats, server))["queries"]
@@ -186,6 +191,7 @@ def cli() -> None:
     parser.add_argument("--deflate", action="store_true", help="per-message deflate on (uvicorn)")
     parser.add_argument("--targets", default="ours,baseline")
     parser.add_argument("--json", action="store_true", help="print the raw figures too")
+    parser.add_argument("--profile", action="store_true", help="py-spy the server under load")
     args = parser.parse_args()
     config = Config(
         args.server,
@@ -195,6 +201,7 @@ def cli() -> None:
         args.workers,
         args.deflate,
         tuple(args.targets.split(",")),
+        args.profile,
     )
     from benchmarks.report import markdown
     from benchmarks.run import run_configs

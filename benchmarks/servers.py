@@ -215,3 +215,22 @@ def proc_usage(pids: list[int]) -> dict[str, float]:
 def self_cpu() -> float:
     times = os.times()
     return times.user + times.system
+
+
+def start_profiler(pid: int, name: str) -> subprocess.Popen[bytes]:
+    """py-spy (``uv pip install py-spy``) samples the server; folded stacks go to results/."""
+    spy = shutil.which("py-spy") or str(Path(PYTHON).with_name("py-spy"))
+    out = RESULTS / f"profile-{name}.txt"
+    cmd = [spy, "record", "--pid", str(pid), "--rate", "200", "--format", "raw"]
+    cmd += ["--nonblocking", "--output", str(out)]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_profiler(proc: subprocess.Popen[bytes]) -> None:
+    import signal
+
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()

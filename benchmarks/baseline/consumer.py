@@ -56,6 +56,8 @@ class BaselineConsumer(AsyncWebsocketConsumer):
         kind = frame.get("type")
         if kind == "ping":
             await self._send({"type": "pong"})
+        elif kind == "close":
+            await self._send({"type": "closed", "session_id": None})
         elif kind == "message":
             # Streaming runs in its own task, so the consumer keeps receiving meanwhile.
             self.task = asyncio.create_task(self._reply(frame))
