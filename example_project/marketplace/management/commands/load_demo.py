@@ -134,7 +134,7 @@ class Command(BaseCommand):
     # --- knowledge base -----------------------------------------------------------------------
 
     def _knowledge_files(self, folder: Path) -> int:
-        files = sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml"))
+        files = [p for p in folder.rglob("*") if p.suffix in {".yaml", ".yml", ".json"}]
         if KB_COMMAND in get_commands():
             call_command(KB_COMMAND, str(folder), verbosity=0)
         else:
@@ -159,7 +159,7 @@ class Command(BaseCommand):
                         "category": KnowledgeBaseEntry.Category.SERVICE,
                         "title": self._title(service, row, language),
                         "content": self._content(service, row, language),
-                        "keywords": f"{row['tags']}, {service.category.name}, {service.city}",
+                        "keywords": self._keywords(service, row, language),
                         "audience": "",
                         "url": service.get_absolute_url(),
                         "url_pattern": "",
@@ -170,6 +170,13 @@ class Command(BaseCommand):
                 )
                 count += 1
         return count
+
+    @staticmethod
+    def _keywords(service: Service, row: dict[str, Any], language: str) -> str:
+        # Price words too: "quanto custa uma diarista?" must find the service, not only the
+        # general entry about how prices work.
+        price_words = "price, cost, how much" if language == "en" else "preço, valor, quanto custa"
+        return f"{row['tags']}, {service.category.name}, {service.city}, {price_words}"
 
     @staticmethod
     def _title(service: Service, row: dict[str, Any], language: str) -> str:
