@@ -113,9 +113,10 @@ def _entries(language: str, audience: str | None, **filters: Any) -> list[Knowle
     return mine or entries
 
 
-def main_pages(language: str, audience: str | None = None, limit: int = 5) -> list[dict[str, str]]:
-    """Navigation guides that have a link: a map of the site for lost visitors."""
+def main_pages(language: str, audience: str | None = None, limit: int = 6) -> list[dict[str, str]]:
+    """Navigation guides that have a link, home page first: a map of the site for lost visitors."""
     entries = _entries(language, audience, category="navigation")
+    entries.sort(key=lambda e: (e.url != "/", e.title))
     links = [{"title": e.title, "url": e.url} for e in entries if e.url]
     return links[:limit]
 
@@ -185,13 +186,20 @@ def get_navigation_help(
         view_name = _view_name(path)
     else:
         path, view_name = "", value
-    candidates = _entries(lang, audience, url_pattern__gt="")
-    best: tuple[int, KnowledgeBaseEntry] | None = None
-    for entry in candidates:
-        score = _specificity(entry, path, view_name)
-        if score and (best is None or score > best[0]):
-            best = (score, entry)
-    if best is None:
-        return None
-    e = best[1]
-    return NavigationHelp(e.title, e.content, e.url, e.slug)
+    qs = KnowledgeBaseEntry.objects.filter(is_active=True, url_pattern__gt="")
+    if audience is not None:
+        qs = qs.filter(audience__in=["", audience])
+    entries = list(qs)
+    # The user's language first; a guide in another language beats no guide at all.
+    mine = [e for e in entries if primary_language(e.language) == lang]
+    others = [e for e in entries if primary_language(e.language) != lang]
+    for candidates in (mine, others):
+        best: tuple[int, KnowledgeBaseEntry] | None = None
+        for entry in candidates:
+            score = _specificity(entry, path, view_name)
+            if score and (best is None or score > best[0]):
+                best = (score, entry)
+        if best is not None:
+            e = best[1]
+            return NavigationHelp(e.title, e.content, e.url, e.slug)
+    return None

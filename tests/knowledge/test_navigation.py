@@ -1,0 +1,122 @@
+"""Page guides matched by URL pattern or view name, error page help, and the FAQ."""
+
+from __future__ import annotations
+
+import pytest
+
+from sophie_chat.knowledge.faq import get_faq
+from sophie_chat.knowledge.loader import LoadReport
+from sophie_chat.knowledge.navigation import get_navigation_help
+from sophie_chat.models import KnowledgeBaseEntry
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize(
+    ("url", "slug"),
+    [
+        ("/", "pagina-inicial"),
+        ("https://example.com/servicos/", "pagina-servicos"),
+        ("/servicos/diarista/", "pagina-detalhe-servico"),
+        ("/servicos/diarista/?cidade=sp#topo", "pagina-detalhe-servico"),
+        ("/pedidos/123/", "pagina-meus-pedidos"),
+        ("/conta/senha/", "pagina-conta"),
+    ],
+)
+def test_guide_per_page_pattern(marketplace_kb: LoadReport, url: str, slug: str) -> None:
+    help_ = get_navigation_help(url, "pt-br")
+    assert help_ is not None
+    assert help_.slug == slug
+    assert help_.source == "knowledge_base"
+
+
+def test_most_specific_pattern_wins_and_unknown_pages_have_none(
+    marketplace_kb: LoadReport,
+) -> None:
+    # ^/servicos/[\w-]+/$ is longer than ^/servicos/$ and the only one matching.
+    assert get_navigation_help("/servicos/pintor/", "pt-br").slug == "pagina-detalhe-servico"
+    assert get_navigation_help("/blog/2024/", "pt-br") is None
+    assert get_navigation_help("", "pt-br") is None
+
+
+def test_language_and_audience(marketplace_kb: LoadReport) -> None:
+    assert get_navigation_help("/pedidos/", "en").slug == "page-orders"
+    # No English guide for the dashboard: the Portuguese one is better than nothing.
+    assert get_navigation_help("/painel/", "en").slug == "pagina-painel-prestador"
+    # A client does not get the providers' dashboard guide.
+    assert get_navigation_help("/painel/", "pt-br", audience="client") is None
+    assert get_navigation_help("/painel/", "pt-br", audience="provider") is not None
+
+
+def test_view_name_patterns(db: None) -> None:
+    KnowledgeBaseEntry.objects.create(
+        slug="admin-home",
+        title="Administração",
+        content="Painel da equipe.",
+        url_pattern="admin:index",
+    )
+    assert get_navigation_help("admin:index", "pt-br").slug == "admin-home"
+    # A path is resolved to its view name.
+    assert get_navigation_help("/admin/", "pt-br").slug == "admin-home"
+    assert get_navigation_help("admin:login", "pt-br") is None
+
+
+def test_invalid_regex_in_the_database_is_ignored(db: None) -> None:
+    KnowledgeBaseEntry.objects.create(slug="bad", title="x", content="x", url_pattern="^/a/(")
+    KnowledgeBaseEntry.objects.create(slug="good", title="y", content="y", url_pattern="^/a/")
+    assert get_navigation_help("/a/b/", "pt-br").slug == "good"
+
+
+@pytest.mark.parametrize(
+    ("status", "language", "title_part"),
+    [
+        (404, "pt-br", "Página não encontrada"),
+        (404, "en", "Page not found"),
+        (410, "pt-br", "Página não encontrada"),
+        (403, "pt-br", "Acesso negado"),
+        (401, "en", "Access denied"),
+        (500, "pt-br", "Erro no site"),
+        (503, "en", "Site error"),
+    ],
+)
+def test_builtin_error_help(db: None, status: int, language: str, title_part: str) -> None:
+    help_ = get_navigation_help("/qualquer/", language, status=status)
+    assert help_.source == "builtin"
+    assert title_part in help_.title
+    assert help_.status == status
+
+
+def test_error_help_from_the_site_and_main_pages(marketplace_kb: LoadReport) -> None:
+    KnowledgeBaseEntry.objects.create(
+        slug="erro-5xx",
+        title="Estamos com instabilidade",
+        content="Tente daqui a pouco.",
+        url_pattern="status:5xx",
+    )
+    KnowledgeBaseEntry.objects.create(
+        slug="erro-503",
+        title="Manutenção programada",
+        content="Voltamos às 6h.",
+        url_pattern="status:503",
+    )
+    assert get_navigation_help("/x/", "pt-br", status=503).slug == "erro-503"
+    assert get_navigation_help("/x/", "pt-br", status=500).slug == "erro-5xx"
+    not_found = get_navigation_help("/pagina-que-nao-existe/", "pt-br", status=404)
+    assert not_found.source == "builtin"
+    # A lost visitor gets the main pages of the site to find their way.
+    urls = [link["url"] for link in not_found.links]
+    assert "/" in urls
+    assert "/servicos/" in urls
+    assert "/servicos/" in not_found.as_context()["content"]
+
+
+def test_faq(marketplace_kb: LoadReport) -> None:
+    pt = get_faq("pt-br")
+    assert pt
+    assert all(e.category == "faq" and e.language == "pt-br" for e in pt)
+    assert [e.title for e in pt] == sorted(e.title for e in pt)
+    assert "solicitar-orcamento" not in {e.slug for e in get_faq("pt-br", audience="provider")}
+    assert {e.slug for e in get_faq("en")} == {"how-to-hire"}
+    assert len(get_faq("pt-br", limit=2)) == 2
+    KnowledgeBaseEntry.objects.filter(language="en").delete()
+    assert get_faq("en") == get_faq("pt-br")
