@@ -130,6 +130,9 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "marketplace:home"
 LOGOUT_REDIRECT_URL = "marketplace:home"
+# Password-reset e-mails are printed by the server: the demo sends no mail.
+EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+DEFAULT_FROM_EMAIL = "Contrata Já <nao-responda@example.com>"
 
 # --- Internationalisation -----------------------------------------------------------------------
 LANGUAGE_CODE = "pt-br"

@@ -13,6 +13,19 @@ urlpatterns = [
     path("chat/", include("sophie_chat.urls")),
     path("entrar/", auth_views.LoginView.as_view(), name="login"),
     path("sair/", auth_views.LogoutView.as_view(), name="logout"),
+    # Password reset: the e-mail goes to the console in the demo (EMAIL_BACKEND).
+    path("senha/", auth_views.PasswordResetView.as_view(), name="password_reset"),
+    path("senha/enviada/", auth_views.PasswordResetDoneView.as_view(), name="password_reset_done"),
+    path(
+        "senha/nova/<uidb64>/<token>/",
+        auth_views.PasswordResetConfirmView.as_view(),
+        name="password_reset_confirm",
+    ),
+    path(
+        "senha/pronto/",
+        auth_views.PasswordResetCompleteView.as_view(),
+        name="password_reset_complete",
+    ),
     path("", include("marketplace.urls")),
     # The demo runs under uvicorn, which serves no static files, and it must work with DEBUG off
     # too. A real site puts a CDN or WhiteNoise in front instead.

@@ -17,5 +17,6 @@ urlpatterns = [
     path("seja-prestador/", views.BecomeProviderView.as_view(), name="become_provider"),
     path("como-funciona/", views.HowItWorksView.as_view(), name="how_it_works"),
     path("minhas-contratacoes/", views.MyBookingsView.as_view(), name="my_bookings"),
+    path("minhas-contratacoes/<int:pk>/cancelar/", views.cancel_booking, name="cancel_booking"),
     path("painel/", views.ProviderDashboardView.as_view(), name="provider_dashboard"),
 ]

@@ -10,6 +10,8 @@ from django.contrib.auth.views import redirect_to_login
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 from django.views.generic import DetailView, ListView, TemplateView
@@ -132,6 +134,30 @@ def book_service(request: HttpRequest, slug: str) -> HttpResponse:
         _("Booking requested! %(provider)s will confirm it soon.")
         % {"provider": service.provider.display_name},
     )
+    return redirect("marketplace:my_bookings")
+
+
+@require_POST
+def cancel_booking(request: HttpRequest, pk: int) -> HttpResponse:
+    if not request.user.is_authenticated:
+        return redirect_to_login(reverse("marketplace:my_bookings"))
+    # Only the client's own bookings: anyone else's id is simply not found.
+    booking = get_object_or_404(
+        Booking.objects.select_related("service"), pk=pk, client=request.user
+    )
+    if booking.status not in (Booking.Status.REQUESTED, Booking.Status.CONFIRMED):
+        messages.error(request, _("This booking can no longer be cancelled."))
+        return redirect("marketplace:my_bookings")
+    booking.status = Booking.Status.CANCELLED
+    booking.save(update_fields=["status"])
+    if booking.date > timezone.localdate():
+        messages.success(request, _("Booking cancelled at no cost. The refund is on its way."))
+    else:
+        messages.success(
+            request,
+            _("Booking cancelled. As it was less than 24 h before, a %(fee)s%% fee applies.")
+            % {"fee": 20},
+        )
     return redirect("marketplace:my_bookings")
 
 
