@@ -66,7 +66,7 @@ def test_dashboard_shows_the_figures(staff_client: Client, demo: dict[str, int])
     assert data["ttft_p50"] is not None
     for title in ("Active now", "Cache hit rate", "Fallback rate", "Escalation rate"):
         assert title in html
-    assert html.count("<svg") == 4
+    assert html.count("<svg") == 6
     assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert "https://" not in html
 

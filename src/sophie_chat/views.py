@@ -36,6 +36,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     """The staff dashboard: figures and charts for a date range and user type."""
     form = FilterForm(request.GET or None)
     filters = form.filter_values()
+    if not form.is_bound:
+        form = FilterForm(initial={"start": filters.start, "end": filters.end})
     context = {
         **dashboard_context(filters),
         "form": form,

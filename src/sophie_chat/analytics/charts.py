@@ -7,6 +7,7 @@ piece of text goes through ``escape`` because labels may come from users (intent
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Sequence
 
 from django.utils.html import escape
@@ -19,17 +20,21 @@ TEXT = "#4a4658"
 
 
 def _nice_max(value: float) -> float:
+    """The top of the axis: four equal steps of a round size covering ``value``."""
     if value <= 0:
         return 1.0
-    magnitude = 10 ** (len(str(int(value))) - 1)
-    for step in (1, 2, 2.5, 5, 10):
-        if value <= step * magnitude:
-            return step * magnitude
+    quarter = value / 4
+    magnitude = 10 ** math.floor(math.log10(quarter))
+    for step in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
+        if quarter <= step * magnitude:
+            return 4 * step * magnitude
     return value
 
 
 def _fmt(value: float) -> str:
-    return f"{value:,.0f}" if value >= 10 or value == int(value) else f"{value:.1f}"
+    if value == int(value):
+        return f"{value:,.0f}"
+    return f"{value:.2f}".rstrip("0")
 
 
 def _svg(width: int, height: int, label: str, body: list[str]) -> SafeString:
@@ -65,10 +70,12 @@ def line_chart(
     step = plot_w / max(1, n - 1)
     every = max(1, n // 7)
     for i, day in enumerate(days):
-        if i % every == 0 or i == n - 1:
+        # The last day always gets a label; the regular one just before it is dropped if close.
+        if (i % every == 0 and n - 1 - i >= every / 2) or i == n - 1:
+            anchor = "end" if i == n - 1 and n > 1 else "middle"
             body.append(
                 f'<text x="{left + i * step:.1f}" y="{height - 8}" font-size="10" fill="{TEXT}" '
-                f'text-anchor="middle">{day:%d/%m}</text>'
+                f'text-anchor="{anchor}">{day:%d/%m}</text>'
             )
     for index, (name, points) in enumerate(series[:2]):
         colour = ACCENT if index == 0 else ACCENT_2

@@ -41,11 +41,13 @@ def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
     return wrapped
 
 
+# ISO dates: what <input type="date"> sends and expects whatever the site's locale.
+_DATE = forms.DateInput({"type": "date"}, format="%Y-%m-%d")
+
+
 class FilterForm(forms.Form):
-    start = forms.DateField(
-        label=_("From"), required=False, widget=forms.DateInput({"type": "date"})
-    )
-    end = forms.DateField(label=_("To"), required=False, widget=forms.DateInput({"type": "date"}))
+    start = forms.DateField(label=_("From"), required=False, widget=_DATE)
+    end = forms.DateField(label=_("To"), required=False, widget=_DATE)
     user_type = forms.ChoiceField(
         label=_("User type"),
         required=False,
@@ -82,10 +84,6 @@ def _ms(value: int | None) -> str:
 
 def context(filters: stats.Filters) -> dict[str, Any]:
     data = stats.overview(filters)
-    per_day = [
-        (str(_("Sessions")), data["sessions_per_day"]),
-        (str(_("Messages")), data["messages_per_day"]),
-    ]
     rated = sum(data["satisfaction"].values())
     cards = [
         (_("Active now"), f"{data['active_now']:,}", _("sessions active in the last 15 minutes")),
@@ -110,8 +108,21 @@ def context(filters: stats.Filters) -> dict[str, Any]:
     return {
         "data": data,
         "cards": cards,
-        "activity_chart": charts.line_chart(per_day, label=str(_("Sessions and messages per day"))),
-        "per_day_legend": [name for name, _points in per_day],
+        "sessions_chart": charts.line_chart(
+            [(str(_("Sessions")), data["sessions_per_day"])], label=str(_("Sessions per day"))
+        ),
+        "messages_chart": charts.line_chart(
+            [(str(_("Messages")), data["messages_per_day"])], label=str(_("Messages per day"))
+        ),
+        "response_chart": charts.line_chart(
+            [
+                ("p50", data["response_p50_per_day"]),
+                ("p95", data["response_p95_per_day"]),
+            ],
+            label=str(_("Response time per day, seconds")),
+            width=1180,
+            height=220,
+        ),
         "satisfaction_chart": charts.bar_chart(
             [
                 (f"{'★' * score}", count)

@@ -63,8 +63,8 @@ WEIGHTS = {
     "order_status": 9,
     "refund": 7,
     "account": 6,
-    "complaint": 4,
-    "human_request": 3,
+    "complaint": 2,
+    "human_request": 1,
     "greeting": 10,
 }
 ANSWER = (
@@ -126,10 +126,16 @@ def build_demo_chats(
                 )
             )
             source = rng.choices(["ai", "cache", "fallback"], weights=[68, 20, 12])[0]
+            if intent == "greeting":
+                source = "ai"
             fallbacks_in_a_row = fallbacks_in_a_row + 1 if source == "fallback" else 0
             ttft = 5 if source == "cache" else int(rng.lognormvariate(6.2, 0.35))
             total = ttft + (15 if source == "cache" else int(rng.lognormvariate(7.4, 0.4)))
-            wants_human = intent in ("human_request", "complaint") or fallbacks_in_a_row >= 2
+            wants_human = (
+                intent == "human_request"
+                or (intent == "complaint" and rng.random() < 0.4)
+                or fallbacks_in_a_row >= 2
+            )
             if escalation is None and wants_human:
                 reason = {"human_request": "human_request", "complaint": "complaint"}.get(
                     intent, "repeated_fallback"

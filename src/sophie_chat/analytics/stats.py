@@ -119,6 +119,7 @@ def _int(value: Any) -> int | None:
 class Timings:
     first_token: list[int] = field(default_factory=list)
     response: list[int] = field(default_factory=list)
+    response_by_day: dict[dt.date, list[int]] = field(default_factory=dict)
 
     def summary(self) -> dict[str, int | None]:
         return {
@@ -127,6 +128,13 @@ class Timings:
             "response_p50": _percentile(self.response, 50),
             "response_p95": _percentile(self.response, 95),
         }
+
+    def per_day(self, filters: Filters, p: float) -> list[tuple[dt.date, float]]:
+        """The ``p`` percentile of response times per day, in seconds (0 for a quiet day)."""
+        return [
+            (day, (_percentile(self.response_by_day.get(day, []), p) or 0) / 1000)
+            for day in filters.days()
+        ]
 
 
 def answers(filters: Filters) -> tuple[Counter[str], Timings]:
@@ -137,15 +145,21 @@ def answers(filters: Filters) -> tuple[Counter[str], Timings]:
         messages(filters)
         .filter(sender=ChatMessage.Sender.ASSISTANT)
         .values_list(
-            KT("metadata__source"), KT("metadata__first_token_ms"), KT("metadata__response_ms")
+            KT("metadata__source"),
+            KT("metadata__first_token_ms"),
+            KT("metadata__response_ms"),
+            "created_at",
         )
     )
-    for source, ttft, response in rows.iterator(chunk_size=5000):
+    tz = timezone.get_current_timezone()
+    for source, ttft, response, created_at in rows.iterator(chunk_size=5000):
         sources[source or "unknown"] += 1
         if (value := _int(ttft)) is not None:
             timings.first_token.append(value)
         if (value := _int(response)) is not None:
             timings.response.append(value)
+            day = created_at.astimezone(tz).date()
+            timings.response_by_day.setdefault(day, []).append(value)
     return sources, timings
 
 
@@ -172,7 +186,7 @@ def top_intents(filters: Filters, limit: int = 10) -> list[tuple[str, int]]:
     merged: Counter[str] = Counter()
     for row in rows:
         merged[row["intent"] or "other"] += row["n"]
-    return merged.most_common(limit)
+    return sorted(merged.items(), key=lambda item: (-item[1], item[0]))[:limit]
 
 
 def satisfaction(filters: Filters) -> dict[int, int]:
@@ -296,6 +310,8 @@ def overview(filters: Filters) -> dict[str, Any]:
         ),
         "satisfaction": ratings,
         **timings.summary(),
+        "response_p50_per_day": timings.per_day(filters, 50),
+        "response_p95_per_day": timings.per_day(filters, 95),
         "sessions_per_day": per_day(session_qs, filters),
         "messages_per_day": per_day(message_qs, filters),
         "top_intents": top_intents(filters),
