@@ -26,6 +26,8 @@ INSTALLED_APPS = [
     "channels",
     "sophie_chat",
     "tests.testapp",
+    # The example marketplace (example_project/ is on pytest's pythonpath), for tests/example/.
+    "marketplace",
 ]
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
