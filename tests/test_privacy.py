@@ -125,3 +125,35 @@ def test_erase_command_with_yes(people: dict[str, Any]) -> None:
 def test_deleting_a_user_deletes_their_chats(people: dict[str, Any]) -> None:
     people["ana"].delete()
     assert not ChatSession.objects.filter(pk=people["ana_chat"].pk).exists()
+
+
+def test_admin_export_action(people: dict[str, Any], admin_client: Any) -> None:
+    url = "/admin/sophie_chat/chatsession/"
+    response = admin_client.post(
+        url, {"action": "export_owner_data", "_selected_action": [str(people["ana_chat"].pk)]}
+    )
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/json")
+    data = json.loads(response.content)
+    # The owner's other session comes along: an access request covers all their data.
+    assert data["subject"]["username"] == "ana"
+    assert len(data["sessions"]) == 2
+
+
+def test_admin_erase_action_confirms_first(people: dict[str, Any], admin_client: Any) -> None:
+    url = "/admin/sophie_chat/chatsession/"
+    selected = [str(people["ana_chat"].pk), str(people["visitor_chat"].pk)]
+    response = admin_client.post(url, {"action": "erase_owner_data", "_selected_action": selected})
+    assert response.status_code == 200
+    assert "3 chat session(s) and 3 message(s)" in response.content.decode()
+    assert ChatSession.objects.count() == 4
+    response = admin_client.post(
+        url, {"action": "erase_owner_data", "_selected_action": selected, "confirm": "yes"}
+    )
+    assert response.status_code == 302
+    assert list(ChatSession.objects.values_list("user__username", flat=True)) == ["bia"]
+
+
+def test_admin_is_for_staff_only(people: dict[str, Any], client: Any) -> None:
+    client.force_login(people["bia"])
+    assert client.get("/admin/sophie_chat/chatsession/").status_code == 302

@@ -114,9 +114,15 @@ def _session(session: ChatSession, messages: list[ChatMessage]) -> dict[str, Any
     }
 
 
-def export_data(subject: Subject, sessions: QuerySet[ChatSession] | None = None) -> dict[str, Any]:
+def export_data(
+    subject: Subject | None, sessions: QuerySet[ChatSession] | None = None
+) -> dict[str, Any]:
     """Every chat session of ``subject`` (or the given ones) with their messages and ratings."""
-    qs = (sessions if sessions is not None else sessions_of(subject)).select_related("analytics")
+    if sessions is None:
+        if subject is None:
+            raise ValueError("Give a subject or sessions.")
+        sessions = sessions_of(subject)
+    qs = sessions.select_related("analytics")
     chosen = list(qs.order_by("created_at"))
     by_session: dict[Any, list[ChatMessage]] = {s.pk: [] for s in chosen}
     for message in ChatMessage.objects.filter(session__in=chosen).order_by("session", "seq"):
@@ -126,12 +132,12 @@ def export_data(subject: Subject, sessions: QuerySet[ChatSession] | None = None)
         "format": "django-sophie-chat/user-data",
         "version": FORMAT_VERSION,
         "generated_at": timezone.now().isoformat(),
-        "subject": subject.describe(),
+        "subject": subject.describe() if subject else None,
         "sessions": [_session(s, by_session[s.pk]) for s in chosen],
     }
 
 
-def export_json(subject: Subject, sessions: QuerySet[ChatSession] | None = None) -> str:
+def export_json(subject: Subject | None, sessions: QuerySet[ChatSession] | None = None) -> str:
     return json.dumps(export_data(subject, sessions), ensure_ascii=False, indent=2)
 
 
@@ -142,17 +148,45 @@ def erase_data(
 
     Returns how many sessions and messages were deleted.
     """
-    qs = sessions if sessions is not None else sessions_of(subject)  # type: ignore[arg-type]
+    if sessions is None:
+        if subject is None:
+            raise ValueError("Give a subject or sessions.")
+        sessions = sessions_of(subject)
+    qs = sessions
     with transaction.atomic():
         messages = ChatMessage.objects.filter(session__in=qs.values("pk")).count()
         _, per_model = qs.delete()
     counts = {"sessions": per_model.get(ChatSession._meta.label, 0), "messages": messages}
-    logger.info("privacy_erase", **counts, **(_log_subject(subject) if subject else {}))
+    logger.info("privacy_erase", **counts, **_log_subject(subject))
     return counts
 
 
-def _log_subject(subject: Subject) -> dict[str, Any]:
+def _log_subject(subject: Subject | None) -> dict[str, Any]:
     # The visitor key is a session credential: never log it whole.
+    if subject is None:
+        return {}
     if subject.user is not None:
         return {"user_id": subject.user.pk}
     return {"visitor": subject.visitor_key[:4] + "…"}
+
+
+def subjects_of(sessions: QuerySet[ChatSession]) -> list[Subject]:
+    """The distinct owners of ``sessions``: users first, then anonymous visitors."""
+    user_ids = set(sessions.filter(user__isnull=False).values_list("user_id", flat=True))
+    users = get_user_model()._default_manager.filter(pk__in=user_ids).order_by("pk")
+    keys = sorted(
+        set(
+            sessions.filter(user__isnull=True)
+            .exclude(visitor_key="")
+            .values_list("visitor_key", flat=True)
+        )
+    )
+    return [Subject(user=u) for u in users] + [Subject(visitor_key=k) for k in keys]
+
+
+def owners_sessions(sessions: QuerySet[ChatSession]) -> QuerySet[ChatSession]:
+    """Every session of every owner of ``sessions`` (what an erasure request covers)."""
+    q = Q(pk__in=sessions.values("pk"))
+    for subject in subjects_of(sessions):
+        q |= subject.q()
+    return ChatSession.objects.filter(q)
