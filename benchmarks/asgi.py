@@ -32,13 +32,21 @@ from benchmarks import querycount  # noqa: E402
 from benchmarks.baseline.consumer import BaselineConsumer  # noqa: E402
 from example_project.asgi import application as site_application  # noqa: E402
 
+querycount.time_db_units()
+
 BASELINE_PATH = "/ws/baseline/"
 STATS_PATH = "/__bench__/stats"
 _baseline = BaselineConsumer.as_asgi()
 
 
 async def _stats(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    body = json.dumps({"pid": os.getpid(), "queries": querycount.snapshot()}).encode()
+    stats = {
+        "pid": os.getpid(),
+        "queries": querycount.snapshot(),
+        "sql_s": querycount.seconds(),
+        "db_units": querycount.units(),
+    }
+    body = json.dumps(stats).encode()
     await send(
         {
             "type": "http.response.start",

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 _lock = threading.Lock()
 _counts: Counter[str] = Counter()
+_seconds: Counter[str] = Counter()
 _SHAPE = re.compile(r"\s+")
 
 
@@ -38,9 +40,15 @@ def _kind(sql: str) -> str:
 def _wrapper(
     execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]
 ) -> Any:
-    with _lock:
-        _counts[_kind(sql)] += 1
-    return execute(sql, params, many, context)
+    started = time.perf_counter()
+    try:
+        return execute(sql, params, many, context)
+    finally:
+        elapsed = time.perf_counter() - started
+        kind = _kind(sql)
+        with _lock:
+            _counts[kind] += 1
+            _seconds[kind] += elapsed
 
 
 def _on_connection_created(sender: Any, connection: Any, **kwargs: Any) -> None:
@@ -61,3 +69,40 @@ def snapshot() -> dict[str, int]:
         counts = dict(_counts)
     counts["total"] = sum(counts.values())
     return counts
+
+
+def seconds() -> dict[str, float]:
+    """Seconds spent executing queries so far (round trips included), by kind, and in total."""
+    with _lock:
+        spent = dict(_seconds)
+    spent["total"] = sum(spent.values())
+    return spent
+
+
+_unit_seconds = [0.0, 0]  # seconds inside database_sync_to_async units, and their number
+
+
+def time_db_units() -> None:
+    """Also measure every ``database_sync_to_async`` unit (all of them share one thread)."""
+    from channels.db import DatabaseSyncToAsync
+
+    original = DatabaseSyncToAsync.thread_handler
+    if getattr(original, "_sophie_bench", False):
+        return
+
+    def thread_handler(self: Any, loop: Any, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return original(self, loop, *args, **kwargs)
+        finally:
+            with _lock:
+                _unit_seconds[0] += time.perf_counter() - started
+                _unit_seconds[1] += 1
+
+    thread_handler._sophie_bench = True  # type: ignore[attr-defined]
+    DatabaseSyncToAsync.thread_handler = thread_handler  # type: ignore[method-assign]
+
+
+def units() -> dict[str, float]:
+    with _lock:
+        return {"seconds": _unit_seconds[0], "count": _unit_seconds[1]}

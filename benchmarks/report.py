@@ -19,6 +19,7 @@ COLUMNS = [
     ("connect all s", lambda c, t, f: f["connect_all_s"]),
     ("SQL/connect", lambda c, t, f: f["queries_per_connect"]),
     ("SQL/turn", lambda c, t, f: f["queries_per_turn"]),
+    ("DB-thread ms/turn (busy)", lambda c, t, f: _busy(f)),
     ("frames/reply", lambda c, t, f: f["deltas_per_reply"]),
     ("client CPU", lambda c, t, f: f["client_cpu_share"]),
 ]
@@ -36,6 +37,12 @@ def _trio(d: dict[str, Any]) -> str:
     return " / ".join(_fmt(d.get(k)) for k in ("p50", "p95", "p99"))
 
 
+def _busy(f: dict[str, Any]) -> str:
+    if f.get("db_unit_ms_per_turn") is None:
+        return "-"
+    return f"{_fmt(f['db_unit_ms_per_turn'])} ({_fmt(f['db_thread_busy'])})"
+
+
 def _cache(d: dict[str, Any]) -> str:
     return f"{_fmt(d.get('p95'))} ({d.get('n', 0)})" if d.get("n") else "-"
 
@@ -49,6 +56,7 @@ def config_lines(result: dict[str, Any]) -> str:
             lines.append(f"    error kinds: {figures['error_kinds']}")
         if figures["queries_per_turn_by_kind"]:
             lines.append(f"    SQL per turn by kind: {figures['queries_per_turn_by_kind']}")
+            lines.append(f"    SQL ms per turn by kind: {figures['sql_ms_per_turn_by_kind']}")
     if "ttft_p95_ratio" in result:
         lines.append(f"  added TTFT p95 ours/baseline = {result['ttft_p95_ratio']}")
     return "\n".join(lines)

@@ -32,7 +32,8 @@ class Config:
     workers: int = 1
     deflate: bool = False
     targets: tuple[str, ...] = ("ours", "baseline")
-    profile: bool = False  # py-spy records the server during the load (costs it a little CPU)
+    # py-spy records the server during the load: "wall" (every thread) or "gil" (CPU in Python)
+    profile: str = ""
 
     @property
     def name(self) -> str:
@@ -59,8 +60,9 @@ def _round(value: float | None, digits: int = 1) -> float | None:
 
 
 def summarize(
-    load: loadgen.LoadResult, usage: dict[str, dict[str, float]], queries: dict[str, dict[str, int]]
+    load: loadgen.LoadResult, usage: dict[str, dict[str, float]], stats: dict[str, dict[str, Any]]
 ) -> dict[str, Any]:
+    queries = {name: snap["queries"] for name, snap in stats.items()}
     done = [t for t in load.turns if not t.error and t.first and t.done]
     nominal_total = TTFT + TOKENS / TPS
     ttft = [((t.first or 0) - t.sent - TTFT) * 1000 for t in done if t.source != "cache"]
@@ -80,6 +82,13 @@ def summarize(
         k: round((v - queries["connected"].get(k, 0)) / max(1, n_turns), 2)
         for k, v in queries["after"].items()
         if k != "total" and v - queries["connected"].get(k, 0) > 0
+    }
+    turn_sql_s = stats["after"]["sql_s"]["total"] - stats["connected"]["sql_s"]["total"]
+    units = stats["after"]["db_units"]["seconds"] - stats["connected"]["db_units"]["seconds"]
+    sql_ms_by_kind = {
+        k: round((v - stats["connected"]["sql_s"].get(k, 0)) * 1000 / max(1, n_turns), 2)
+        for k, v in stats["after"]["sql_s"].items()
+        if k != "total" and v - stats["connected"]["sql_s"].get(k, 0) > 0
     }
     return {
         "turns": n_turns,
@@ -105,6 +114,12 @@ def summarize(
             (queries["after"]["total"] - queries["connected"]["total"]) / max(1, n_turns), 2
         ),
         "queries_per_turn_by_kind": per_kind,
+        "sql_ms_per_turn": _round(turn_sql_s * 1000 / max(1, n_turns), 2),
+        "sql_ms_per_turn_by_kind": sql_ms_by_kind,
+        # The share of the load during which the one database thread was busy: near 1, every
+        # database unit waits in line behind the others.
+        "db_thread_busy": _round(units / load.load_s, 2) if load.load_s else None,
+        "db_unit_ms_per_turn": _round(units * 1000 / max(1, n_turns), 2),
         "load_s": _round(load.load_s),
         "client_cpu_share": _round(load.client_cpu_s / load.load_s, 2) if load.load_s else None,
         "client_loop_lag_ms": _ms(load.loop_lag_ms),
@@ -142,23 +157,26 @@ async def run_target(
         await asyncio.sleep(0.5)
         pids = server.pids()
         usage = {"before": servers.proc_usage(pids)}
-        queries = {"before": servers.fetch_stats(server)["queries"]}
+        stats = {"before": servers.fetch_stats(server)}
         conns, errors, connect_s = await loadgen.open_all(
             url, server.origin, list(cookies[: config.sessions]), work.connect_concurrency
         )
         await asyncio.sleep(0.5)  # let the last session frames' work finish before measuring
         usage["connected"] = servers.proc_usage(pids)
-        queries["connected"] = (await asyncio.to_thread(servers.fetch_stats, server))["queries"]
+        stats["connected"] = await asyncio.to_thread(servers.fetch_stats, server)
         usage["meta"] = {"connected": sum(1 for c in conns if c is not None)}
-        spy = servers.start_profiler(pids[0], f"{config.name}-{target}") if config.profile else None
+        spy = None
+        if config.profile:
+            name = f"{config.name}-{target}-{config.profile}"
+            spy = servers.start_profiler(pids[0], name, gil=config.profile == "gil")
         load = await loadgen.drive(conns, work)
         if spy is not None:
             servers.stop_profiler(spy)
         load.connect_all_s, load.connect_errors = connect_s, errors
         usage["after"] = servers.proc_usage(pids)
-        queries["after"] = (await asyncio.to_thread(servers.fetch_stats, server))["queries"]
+        stats["after"] = await asyncio.to_thread(servers.fetch_stats, server)
         await loadgen.close_all(conns)
-        figures = summarize(load, usage, queries)
+        figures = summarize(load, usage, stats)
         figures["connected"] = usage["meta"]["connected"]
         return figures
     finally:
@@ -191,7 +209,7 @@ def cli() -> None:
     parser.add_argument("--deflate", action="store_true", help="per-message deflate on (uvicorn)")
     parser.add_argument("--targets", default="ours,baseline")
     parser.add_argument("--json", action="store_true", help="print the raw figures too")
-    parser.add_argument("--profile", action="store_true", help="py-spy the server under load")
+    parser.add_argument("--profile", choices=["wall", "gil"], help="py-spy the server under load")
     args = parser.parse_args()
     config = Config(
         args.server,
@@ -201,7 +219,7 @@ def cli() -> None:
         args.workers,
         args.deflate,
         tuple(args.targets.split(",")),
-        args.profile,
+        args.profile or "",
     )
     from benchmarks.report import markdown
     from benchmarks.run import run_configs

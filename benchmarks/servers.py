@@ -217,12 +217,12 @@ def self_cpu() -> float:
     return times.user + times.system
 
 
-def start_profiler(pid: int, name: str) -> subprocess.Popen[bytes]:
+def start_profiler(pid: int, name: str, gil: bool = False) -> subprocess.Popen[bytes]:
     """py-spy (``uv pip install py-spy``) samples the server; folded stacks go to results/."""
     spy = shutil.which("py-spy") or str(Path(PYTHON).with_name("py-spy"))
     out = RESULTS / f"profile-{name}.txt"
     cmd = [spy, "record", "--pid", str(pid), "--rate", "200", "--format", "raw"]
-    cmd += ["--nonblocking", "--output", str(out)]
+    cmd += ["--nonblocking", "--output", str(out)] + (["--gil"] if gil else [])
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
