@@ -82,7 +82,7 @@ docs: venv
 	$(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
 
 mypy: venv
-	$(VENV)/bin/mypy src/sophie_chat
+	PYTHONPATH=example_project $(VENV)/bin/mypy src/sophie_chat
 
 tox: venv
 	$(VENV)/bin/tox run
