@@ -15,7 +15,8 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from sophie_chat import privacy
-from sophie_chat.models import ChatMessage, ChatSession
+from sophie_chat.knowledge.admin import KnowledgeBaseEntryAdmin
+from sophie_chat.models import ChatMessage, ChatSession, KnowledgeBaseEntry
 
 
 class ChatMessageInline(admin.TabularInline):
@@ -107,3 +108,7 @@ class ChatSessionAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "sophie_chat/admin/erase_confirmation.html", context)
+
+
+# The knowledge base admin lives with the knowledge layer (it has a "test a question" page).
+admin.site.register(KnowledgeBaseEntry, KnowledgeBaseEntryAdmin)
