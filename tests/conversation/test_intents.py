@@ -45,11 +45,12 @@ def test_accuracy():
 def test_under_a_tenth_of_a_millisecond_per_call():
     texts = [d["text"] for d in DATA]
     best = float("inf")
+    # CPU time of this thread, best of 5: other processes on a shared machine do not count.
     for _ in range(5):
-        started = time.perf_counter()
+        started = time.thread_time()
         for text in texts:
             _classify(text, "pt-br")
-        best = min(best, (time.perf_counter() - started) / len(texts))
+        best = min(best, (time.thread_time() - started) / len(texts))
     print(f"\nintent classification: {best * 1e6:.0f} us per call")
     assert best < 1e-4
 
@@ -75,6 +76,6 @@ def test_normalise():
 
 def test_very_long_text_stays_fast():
     text = "preciso de um eletricista " * 400
-    started = time.perf_counter()
+    started = time.thread_time()
     assert classify.__wrapped__(text, "pt-br") == "service_inquiry"
-    assert time.perf_counter() - started < 0.005
+    assert time.thread_time() - started < 0.005

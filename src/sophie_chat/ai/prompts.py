@@ -61,7 +61,8 @@ def _knowledge_blocks(kb_context: Any) -> list[str]:
             lines.append(f"Link: {entry['url']}")
         lines.append("")
         lines.append(str(entry.get("content", "")))
-        blocks.append(data_block("knowledge", "\n".join(lines)))
+        kind = "service" if entry.get("category") == "service_info" else "knowledge"
+        blocks.append(data_block(kind, "\n".join(lines)))
     return blocks
 
 
