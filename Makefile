@@ -17,7 +17,8 @@ PYTHONS_DIR := $(CURDIR)/$(VENV)/pythons
 export PATH := $(PYTHONS_DIR):$(PATH)
 
 TEST_ENV := env -u DATABASE_URL -u TEST_CHANNEL_LAYER -u REDIS_URL -u OPENAI_API_KEY -u OPENAI_BASE_URL
-PG_URL := postgres://postgres@127.0.0.1:5432/test
+# Overridable, so that a second checkout on a shared machine can use its own test database.
+PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 TOX_CI_ENVS := py310-django52,py313-django61,docs,pkg
 
 .PHONY: help venv pythons demo test test-sqlite test-postgres lint format docs mypy tox tox-ci bench clean
