@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections import OrderedDict
+from contextlib import suppress
 from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -271,6 +272,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send_error(
                 ErrorCode.RATE_LIMITED, retry_after=decision.retry_after, id=frame.id
             )
+            with suppress(*_AVAILABILITY_ERRORS):
+                await ChatManager.count_rate_limited(self.session_id)
             return
         if self.ended and not await self._open_session(notice=self.ended):
             return

@@ -215,7 +215,12 @@ async def chat() -> AsyncIterator[Callable[..., Any]]:
         with suppress(Exception):
             await comm.disconnect()
     # Answers outlive their sockets; let them finish before the test database goes away.
+    await settle()
+
+
+async def settle(timeout: float = 10) -> None:
+    """Wait until every answer task (they outlive sockets) has finished."""
     from sophie_chat.conversation.service import _RUNNING
 
     if _RUNNING:
-        await asyncio.wait(set(_RUNNING), timeout=10)
+        await asyncio.wait(set(_RUNNING), timeout=timeout)

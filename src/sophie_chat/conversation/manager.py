@@ -26,6 +26,18 @@ from django.utils.module_loading import import_string
 from sophie_chat.conf import get_config
 from sophie_chat.models import ChatAnalytics, ChatMessage, ChatSession
 
+try:  # The analytics layer's hooks, when installed (it may land after the core).
+    from sophie_chat.analytics import recorder as _recorder
+except ImportError:  # pragma: no cover - depends on the analytics issue
+    _recorder = None  # type: ignore[assignment]
+
+
+def _hook(name: str, *args: Any) -> None:
+    function = getattr(_recorder, name, None)
+    if function is not None:
+        function(*args)
+
+
 ACTIVE = ChatSession.Status.ACTIVE
 CLOSED = ChatSession.Status.CLOSED
 EXPIRED = ChatSession.Status.EXPIRED
@@ -356,11 +368,12 @@ class ChatManager:
     @staticmethod
     @database_sync_to_async
     def close(owner: Owner, session_id: uuid.UUID) -> bool:
-        return bool(
-            ChatSession.objects.filter(owner.q(), pk=session_id, status=ACTIVE).update(
-                status=CLOSED, closed_at=timezone.now()
-            )
+        closed = ChatSession.objects.filter(owner.q(), pk=session_id, status=ACTIVE).update(
+            status=CLOSED, closed_at=timezone.now()
         )
+        if closed:
+            _hook("on_session_closed", session_id)
+        return bool(closed)
 
     @staticmethod
     @database_sync_to_async
@@ -379,6 +392,7 @@ class ChatManager:
             owner.q(), pk=session_id, status__in=[ACTIVE, CLOSED]
         ).update(rating=score, rating_comment=comment, rated_at=timezone.now())
         if updated:
+            _hook("on_rated", session_id)
             return "ok"
         exists = ChatSession.objects.filter(owner.q(), pk=session_id).exists()
         return "expired" if exists else "not_found"
@@ -386,7 +400,11 @@ class ChatManager:
     @staticmethod
     @database_sync_to_async
     def count_link(owner: Owner, session_id: uuid.UUID, message_seq: int) -> None:
-        if _owned(owner, session_id).filter(seq=message_seq).exists():
+        if not _owned(owner, session_id).filter(seq=message_seq).exists():
+            return
+        if getattr(_recorder, "record_link_click", None) is not None:
+            _hook("record_link_click", session_id)
+        else:
             ChatAnalytics.objects.filter(session_id=session_id).update(
                 links_clicked=F("links_clicked") + 1
             )
@@ -394,6 +412,9 @@ class ChatManager:
     @staticmethod
     @database_sync_to_async
     def count_rate_limited(session_id: uuid.UUID) -> None:
-        ChatAnalytics.objects.filter(session_id=session_id).update(
-            rate_limited=F("rate_limited") + 1
-        )
+        if getattr(_recorder, "record_rate_limited", None) is not None:
+            _hook("record_rate_limited", session_id)
+        else:
+            ChatAnalytics.objects.filter(session_id=session_id).update(
+                rate_limited=F("rate_limited") + 1
+            )

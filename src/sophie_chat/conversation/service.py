@@ -202,10 +202,10 @@ def _end_of_turn_sync(
         metadata["escalation"] = decision
     with transaction.atomic():
         finish_reply_sync(job.session_id, job.seq, text=text, metadata=metadata)
-        if decision:
-            mark_escalated_sync(job.session_id, str(decision.get("reason", "")))
-        if record_turn is not None:
+        if record_turn is not None:  # counts the turn and flags an escalated session
             record_turn(job.session_id, reply_meta=metadata, user_intent=job.intent)
+        elif decision:
+            mark_escalated_sync(job.session_id, str(decision.get("reason", "")))
     return html, decision
 
 

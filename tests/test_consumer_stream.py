@@ -1,0 +1,406 @@
+"""Chat turns end to end: idempotent store, streaming, stop, resume after a drop, tabs, costs."""
+# ruff: noqa: F811 - fixtures imported from tests/conversation/conftest.py are parameters here
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from datetime import timedelta
+from importlib import import_module
+from typing import Any
+
+import pytest
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.db import OperationalError, connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from sophie_chat.conversation import service
+from sophie_chat.models import ChatMessage, ChatSession
+from tests.conversation.conftest import (  # noqa: F401 - fixtures
+    _fresh_limits,
+    anonymous_session,
+    chat,
+    chat_config,
+    fake_ai,
+    settle,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+#: SQL statements of one chat turn (connect excluded), BEGIN/SAVEPOINT/RELEASE not counted:
+#: logout check 1, UPDATE..RETURNING 1, INSERT of both rows 1, model history 1, final UPDATE 1,
+#: and the analytics recorder's upsert 1 (2 on an escalating turn).
+TURN_QUERIES = 6
+
+
+@pytest.fixture
+async def make_user(user_factory: Any) -> Any:
+    return database_sync_to_async(user_factory)
+
+
+@database_sync_to_async
+def rows(session_id: str) -> list[tuple[int, str, str, str]]:
+    return [
+        (m.seq, m.sender, m.content, (m.metadata or {}).get("status", ""))
+        for m in ChatMessage.objects.filter(session_id=session_id).order_by("seq")
+    ]
+
+
+async def test_same_message_three_times_is_stored_and_answered_once(
+    chat: Any, make_user: Any, fake_ai: Any
+) -> None:
+    user = await make_user()
+    c = await chat(user=user)
+    id = str(uuid.uuid4())
+    await c.message("oi", id=id)
+    first = await c.until("ack", id=id)
+    await c.until("assistant.done")
+    await c.message("oi", id=id)  # same socket
+    assert (await c.until("ack", id=id))["seq"] == first["seq"]
+    other = await chat(user=user)  # after a "reconnect"
+    await other.message("oi", id=id)
+    assert (await other.until("ack", id=id))["seq"] == first["seq"]
+    assert await c.nothing(0.3)
+    assert await other.nothing(0.1)
+    assert len(fake_ai.turns) == 1
+    assert [r[:2] for r in await rows(c.session["session_id"])] == [(1, "user"), (2, "assistant")]
+
+
+async def test_stream_is_coalesced_and_stored(
+    chat: Any, make_user: Any, fake_ai: Any, chat_config: Any
+) -> None:
+    chat_config(STREAM_COALESCE_MS=60)
+    fake_ai.words = [f"w{i}" for i in range(40)]
+    fake_ai.delay = 0.005  # ~200 pieces/s: several per frame
+    c = await chat(user=await make_user())
+    _ack, done = await c.turn("conte uma história")
+    deltas = [f for f in c.frames if f["type"] == "assistant.delta"]
+    assert [d["index"] for d in deltas] == list(range(len(deltas)))
+    assert 2 <= len(deltas) < 20  # 40 pieces, far fewer frames
+    assert "".join(d["text"] for d in deltas) == done["text"]
+    assert done["status"] == "complete"
+    assert done["html"].startswith("<p>")
+    assert (await rows(c.session["session_id"]))[-1] == (2, "assistant", done["text"], "complete")
+
+
+async def test_stop_cancels_the_pipeline_and_keeps_the_partial_text(
+    chat: Any, make_user: Any, fake_ai: Any
+) -> None:
+    fake_ai.delay = 0.05
+    fake_ai.words = [f"w{i}" for i in range(100)]
+    c = await chat(user=await make_user())
+    await c.message("fale muito")
+    await c.until("assistant.delta")
+    await c.until("assistant.delta")
+    await c.send(type="stop")
+    done = await c.until("assistant.done")
+    assert done["status"] == "stopped"
+    assert done["stopped"] is True
+    assert 0 < len(done["text"]) < len(" ".join(fake_ai.words))
+    assert fake_ai.cancelled == 1
+    assert (await rows(c.session["session_id"]))[-1] == (2, "assistant", done["text"], "stopped")
+    # The socket still serves and answers the next message in full.
+    fake_ai.delay, fake_ai.words = 0, None
+    _, after = await c.turn("e agora?")
+    assert after["status"] == "complete"
+
+
+async def test_ping_is_answered_while_streaming(chat: Any, make_user: Any, fake_ai: Any) -> None:
+    fake_ai.delay = 0.05
+    c = await chat(user=await make_user())
+    await c.message("uma pergunta longa com muitas palavras")
+    await c.until("assistant.delta")
+    await c.send(type="ping")
+    await c.until("pong")
+    done = await c.until("assistant.done")
+    assert done["status"] == "complete"
+
+
+async def test_reply_is_stored_after_the_socket_goes(
+    chat: Any, make_user: Any, fake_ai: Any
+) -> None:
+    fake_ai.delay = 0.03
+    user = await make_user()
+    c = await chat(user=user)
+    await c.message("responda mesmo se eu sair")
+    await c.until("assistant.delta")
+    await c.comm.disconnect()
+    await settle()
+    stored = await rows(c.session["session_id"])
+    assert stored[-1][3] == "complete"
+    assert stored[-1][2].endswith("sair")
+    back = await chat(user=user)
+    await back.send(type="resume", after_seq=1)
+    history = await back.until("history", mode="resume")
+    assert [m["text"] for m in history["messages"]] == [stored[-1][2]]
+
+
+async def test_drop_at_a_random_point_then_resume_fifty_times(
+    chat: Any, make_user: Any, fake_ai: Any, chat_config: Any
+) -> None:
+    """The client's transcript equals the database's: no gap, no duplicate."""
+    chat_config(RATE_LIMIT="1000/m", STREAM_COALESCE_MS=0)
+    fake_ai.delay = 0.002
+    user = await make_user()
+    key = None
+    transcript: dict[int, str] = {}
+    waiting: set[int] = set()  # answers seen "streaming" whose done has not arrived yet
+    rng = random.Random(1234)
+
+    def learn(messages: list[dict[str, Any]]) -> None:
+        for m in messages:
+            if m["status"] == "streaming":
+                waiting.add(m["seq"])
+            else:
+                assert transcript.setdefault(m["seq"], m["text"]) == m["text"]
+                waiting.discard(m["seq"])
+
+    async def reconnect() -> Any:
+        c = await chat(user=user, session_key=key)
+        after = max(transcript, default=0)
+        await c.send(type="resume", after_seq=after)
+        learn((await c.until("history", mode="resume"))["messages"])
+        while waiting:
+            done = await c.until("assistant.done")
+            if done["seq"] in waiting:
+                learn([done])
+        return c
+
+    for i in range(50):
+        c = await reconnect()
+        key = key or c.session_key
+        text = f"pergunta {i}"
+        id = await c.message(text)
+        cut = rng.randint(0, 12)  # frames to read before the drop; a reply has ~12
+        for _ in range(cut):
+            frame = await c.recv()
+            if frame["type"] == "ack":
+                assert transcript.setdefault(frame["seq"], text) == text
+            elif frame["type"] == "assistant.done":
+                learn([frame])
+                break
+        await c.comm.disconnect()
+        assert id  # resent never: the ack may be lost, the message is stored all the same
+    final = await reconnect()
+    await settle()
+    await final.send(type="resume", after_seq=0)
+    learn((await final.until("history", mode="resume"))["messages"])
+    stored = await rows(final.session["session_id"])
+    assert [s[0] for s in stored] == list(range(1, 101))
+    assert transcript == {seq: text for seq, _sender, text, _status in stored}
+    assert all(status == "complete" for _, sender, _, status in stored if sender == "assistant")
+
+
+async def test_two_tabs_see_every_delta(chat: Any, make_user: Any, fake_ai: Any) -> None:
+    fake_ai.delay = 0.01
+    user = await make_user()
+    tab1 = await chat(user=user)
+    tab2 = await chat(user=user)
+    assert tab1.session["session_id"] == tab2.session["session_id"]
+    await asyncio.sleep(0.05)  # the hello/here exchange
+    for sender, watcher in ((tab1, tab2), (tab2, tab1)):
+        ack, done = await sender.turn(f"de {id(sender)} com várias palavras")
+        relayed = await watcher.until("assistant.done", seq=done["seq"])
+        assert relayed == done
+        own = [f for f in sender.frames if f.get("seq") == done["seq"] and "index" in f]
+        seen = [f for f in watcher.frames if f.get("seq") == done["seq"] and "index" in f]
+        assert own == seen
+        assert len(own) >= 2
+        assert any(
+            f["type"] == "user.message" and f["message"]["seq"] == ack["seq"]
+            for f in watcher.frames
+        )
+
+
+async def test_close_then_message_starts_a_new_session(
+    chat: Any, make_user: Any, fake_ai: Any
+) -> None:
+    user = await make_user()
+    c = await chat(user=user)
+    other_tab = await chat(user=user)
+    await c.turn("primeira")
+    old = c.session["session_id"]
+    await c.send(type="close")
+    assert (await c.until("closed"))["session_id"] == old
+    assert (await other_tab.until("closed"))["session_id"] == old
+    await c.message("nova conversa")
+    fresh = await c.until("session")
+    assert fresh["session_id"] != old
+    assert fresh["notice"] == "closed"
+    assert fresh["new"]
+    assert (await c.until("ack"))["seq"] == 1
+    # The closed session can still be rated, once or again.
+    await c.send(type="rating", score=4, comment="bom")
+    assert (await c.until("rated"))["score"] == 4
+
+
+async def test_rating_twice_updates(chat: Any, make_user: Any) -> None:
+    c = await chat(user=await make_user())
+    await c.send(type="rating", score=2)
+    await c.until("rated")
+    await c.send(type="rating", score=5, comment="melhorou")
+    await c.until("rated")
+    session = await database_sync_to_async(ChatSession.objects.get)(pk=c.session["session_id"])
+    assert (session.rating, session.rating_comment) == (5, "melhorou")
+
+
+async def test_expired_session_is_not_resumed(chat: Any, make_user: Any, fake_ai: Any) -> None:
+    user = await make_user()
+    c = await chat(user=user)
+    await c.turn("antiga")
+    old = c.session["session_id"]
+    await database_sync_to_async(
+        lambda: ChatSession.objects.filter(pk=old).update(
+            last_activity_at=timezone.now() - timedelta(days=2)
+        )
+    )()
+    # The open socket's next message moves to a new session...
+    await c.message("ainda aí?")
+    fresh = await c.until("session")
+    assert fresh["notice"] == "expired"
+    assert fresh["session_id"] != old
+    await c.until("assistant.done")
+    # ...and so does a new connection.
+    await database_sync_to_async(
+        lambda: ChatSession.objects.filter(pk=fresh["session_id"]).update(
+            last_activity_at=timezone.now() - timedelta(days=2)
+        )
+    )()
+    again = await chat(user=user)
+    assert again.session["notice"] == "expired"
+    assert again.session["messages"] == []
+    assert (
+        await database_sync_to_async(lambda: ChatSession.objects.get(pk=old).status)() == "expired"
+    )
+
+
+async def test_stale_streaming_placeholder_becomes_incomplete(
+    chat: Any, make_user: Any, fake_ai: Any
+) -> None:
+    user = await make_user()
+    c = await chat(user=user)
+    await c.turn("oi")
+    sid = c.session["session_id"]
+    await database_sync_to_async(
+        lambda: ChatMessage.objects.filter(session_id=sid, seq=2).update(
+            metadata={"status": "streaming"}, created_at=timezone.now() - timedelta(minutes=5)
+        )
+    )()
+    again = await chat(user=user)
+    assert again.session["messages"][-1]["status"] == "incomplete"
+
+
+async def test_history_pages_by_seq(
+    chat: Any, make_user: Any, fake_ai: Any, chat_config: Any
+) -> None:
+    chat_config(RATE_LIMIT="100/m", HISTORY_PAGE_SIZE=4)
+    user = await make_user()
+    c = await chat(user=user)
+    for i in range(5):
+        await c.turn(f"m{i}")
+    again = await chat(user=user)
+    assert [m["seq"] for m in again.session["messages"]] == [7, 8, 9, 10]
+    assert again.session["has_more"] is True
+    assert again.session["last_seq"] == 10
+    await again.send(type="history", before_seq=7, limit=4)
+    page = await again.until("history")
+    assert [m["seq"] for m in page["messages"]] == [3, 4, 5, 6]
+    assert page["has_more"]
+    await again.send(type="history", before_seq=3)
+    page = await again.until("history")
+    assert [m["seq"] for m in page["messages"]] == [1, 2]
+    assert not page["has_more"]
+
+
+async def test_logout_in_another_tab_closes_4408(chat: Any, make_user: Any, fake_ai: Any) -> None:
+    c = await chat(user=await make_user())
+    await c.turn("antes")
+    store = import_module(settings.SESSION_ENGINE).SessionStore(c.session_key)
+    await database_sync_to_async(store.flush)()  # what logout() does
+    await c.message("depois")
+    assert await c.closed_with() == 4408
+
+
+async def test_database_down_means_unavailable_not_acked(
+    chat: Any, make_user: Any, fake_ai: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c = await chat(user=await make_user())
+
+    def down(*args: Any, **kwargs: Any) -> None:
+        raise OperationalError("connection refused")
+
+    real = service.store_user_message_sync
+    monkeypatch.setattr(service, "store_user_message_sync", down)
+    id = await c.message("vai falhar")
+    error = await c.until("error")
+    assert (error["code"], error["id"]) == ("unavailable", id)
+    assert not any(f["type"] == "ack" for f in c.frames)
+    monkeypatch.setattr(service, "store_user_message_sync", real)
+    await c.message("vai falhar", id=id)  # the widget resends later
+    assert (await c.until("ack", id=id))["seq"] == 1
+    await c.until("assistant.done")
+
+
+async def test_pipeline_failure_ends_incomplete(chat: Any, make_user: Any, fake_ai: Any) -> None:
+    fake_ai.fail = True
+    c = await chat(user=await make_user())
+    await c.message("quebre")
+    assert (await c.until("error"))["code"] == "ai_unavailable"
+    done = await c.until("assistant.done")
+    assert done["status"] == "incomplete"
+    fake_ai.fail = False
+    assert (await c.turn("de novo"))[1]["status"] == "complete"
+
+
+async def test_messages_queue_one_reply_at_a_time_then_busy(
+    chat: Any, make_user: Any, fake_ai: Any
+) -> None:
+    fake_ai.delay = 0.1
+    c = await chat(user=await make_user())
+    ids = [await c.message(f"q{i}") for i in range(6)]
+    busy = await c.until("error")
+    assert (busy["code"], busy["id"]) == ("busy", ids[5])
+    dones = [await c.until("assistant.done") for _ in range(5)]
+    assert [d["seq"] for d in dones] == [2, 4, 6, 8, 10]
+    starts = [f for f in c.frames if f["type"] == "assistant.start"]
+    # Each answer starts only after the previous one is done.
+    for start in starts[1:]:
+        previous_done = next(
+            i for i, f in enumerate(c.frames) if f == dones[starts.index(start) - 1]
+        )
+        assert c.frames.index(start) > previous_done
+
+
+class _ThreadQueries:
+    """CaptureQueriesContext on the connection of database_sync_to_async's thread."""
+
+    def __init__(self) -> None:
+        self.context = CaptureQueriesContext(connection)
+
+    async def __aenter__(self) -> _ThreadQueries:
+        await database_sync_to_async(self.context.__enter__)()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await database_sync_to_async(self.context.__exit__)(None, None, None)
+
+    def statements(self) -> list[str]:
+        skip = ("BEGIN", "SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK", "COMMIT")
+        return [q["sql"] for q in self.context.captured_queries if not q["sql"].startswith(skip)]
+
+
+async def test_a_turn_costs_a_fixed_number_of_queries(
+    chat: Any, make_user: Any, fake_ai: Any
+) -> None:
+    c = await chat(user=await make_user())
+    await c.turn("aquecimento")  # the analytics row exists from now on
+    for _ in range(2):
+        async with _ThreadQueries() as queries:
+            await c.turn("quanto custa?")
+            await settle()
+        statements = await database_sync_to_async(queries.statements)()
+        assert len(statements) <= TURN_QUERIES, "\n".join(statements)
+        assert len(statements) >= TURN_QUERIES - 1  # 5 without the analytics recorder
