@@ -20,6 +20,7 @@ TEST_ENV := env -u DATABASE_URL -u TEST_CHANNEL_LAYER -u REDIS_URL -u OPENAI_API
 # Overridable, so that a second checkout on a shared machine can use its own test database.
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 TOX_CI_ENVS := py310-django52,py313-django61,docs,pkg
+DEMO_PORT ?= 8000
 
 .PHONY: help venv pythons demo test test-sqlite test-postgres lint format docs mypy tox tox-ci bench clean
 
@@ -53,9 +54,9 @@ pythons:
 demo: venv
 	$(PY) example_project/manage.py migrate --noinput
 	$(PY) example_project/manage.py load_demo
-	@echo "Sophie's demo: http://127.0.0.1:8000 (cliente/cliente123, prestador/prestador123, admin/admin123)"
+	@echo "Sophie's demo: http://127.0.0.1:$(DEMO_PORT) (cliente/cliente123, prestador/prestador123, admin/admin123)"
 	$(VENV)/bin/uvicorn --app-dir example_project example_project.asgi:application \
-		--host 127.0.0.1 --port 8000 --ws-per-message-deflate false --timeout-graceful-shutdown 5
+		--host 127.0.0.1 --port $(DEMO_PORT) --ws-per-message-deflate false --timeout-graceful-shutdown 5
 
 # Both runs always run; the target fails if either failed (pytest's "no tests" exit 5 included).
 test: venv
