@@ -72,6 +72,7 @@ class ServiceListView(ListView):
         if query := params.get("q", "").strip():
             services = services.filter(
                 Q(title__icontains=query)
+                | Q(tags__icontains=query)
                 | Q(description__icontains=query)
                 | Q(category__name__icontains=query)
             )

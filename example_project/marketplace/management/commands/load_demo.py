@@ -10,7 +10,6 @@ import datetime
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.core.management import call_command, get_commands
@@ -23,7 +22,8 @@ from marketplace.models import Booking, Category, Profile, Service, format_brl
 from sophie_chat.models import KnowledgeBaseEntry
 
 KB_COMMAND = "sophie_chat_load_kb"
-KNOWLEDGE_DIR = Path(settings.BASE_DIR) / "knowledge"
+# example_project/knowledge/, next to the app (this file is marketplace/management/commands/).
+KNOWLEDGE_DIR = Path(__file__).resolve().parents[3] / "knowledge"
 
 _UNITS = {
     "pt-br": {

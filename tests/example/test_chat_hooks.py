@@ -1,0 +1,100 @@
+"""What the marketplace tells Sophie: user type, safe profile facts, service information."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AnonymousUser
+from django.utils import translation
+
+from marketplace.chat import MarketplaceServices, user_context, user_type
+
+
+def test_user_type(market: dict[str, Any], user_factory: Any) -> None:
+    assert user_type(AnonymousUser()) == "anonymous"
+    assert user_type(None) == "anonymous"
+    assert user_type(market["client"]) == "client"
+    assert user_type(market["provider"]) == "provider"
+    assert user_type(user_factory(username="boss", is_staff=True)) == "staff"
+    # A user without a marketplace profile (e.g. made in the admin) is a client.
+    assert user_type(user_factory(username="noprofile")) == "client"
+
+
+def test_user_context_of_a_client_has_safe_facts_only(market: dict[str, Any]) -> None:
+    context = user_context(market["client"])
+    assert context == {
+        "first_name": "Ana",
+        "kind": "client",
+        "city": "São Paulo",
+        "bookings": 1,
+        "open_bookings": 1,
+    }
+    text = repr(context)
+    assert "91234" not in text  # phone
+    assert "ana@example.com" not in text
+
+
+def test_user_context_of_a_provider_lists_their_services(market: dict[str, Any]) -> None:
+    context = user_context(market["provider"])
+    assert context["kind"] == "provider"
+    assert sorted(context["services"]) == [
+        "Diarista: limpeza residencial completa",
+        "Passadeira de roupas",
+    ]
+    assert context["open_requests"] == 1
+    text = repr(context)
+    assert "97777" not in text
+    assert "carlos@example.com" not in text
+    assert "phone" not in context
+    assert "email" not in context
+
+
+def test_user_context_of_visitors_is_empty(market: dict[str, Any]) -> None:
+    assert user_context(AnonymousUser()) == {}
+
+
+def test_service_search_answers_a_price_question(market: dict[str, Any]) -> None:
+    found = MarketplaceServices().search("Quanto custa uma diarista?", language="pt-br")
+    assert [info.title for info in found] == ["Diarista: limpeza residencial completa"]
+    info = found[0]
+    assert info.price == "R$ 180,00"
+    assert info.price_unit == "por diária"
+    assert info.availability == "Seg a sáb, 8h às 17h"
+    assert info.url == "/servicos/diarista-residencial/"
+    assert info.category == "Limpeza"
+    assert "phone" not in repr(info)
+
+
+def test_service_search_in_english(market: dict[str, Any]) -> None:
+    found = MarketplaceServices().search("How much is a cleaner?", language="en")
+    assert found[0].title == "Diarista: limpeza residencial completa"
+    assert found[0].price_unit == "per day"
+
+
+def test_service_search_without_a_service_word(market: dict[str, Any]) -> None:
+    assert MarketplaceServices().search("olá, tudo bem?", language="pt-br") == []
+    # A city alone matches nothing: it only narrows a match down.
+    assert MarketplaceServices().search("Rio de Janeiro", language="pt-br") == []
+
+
+def test_service_info_for_an_object(market: dict[str, Any]) -> None:
+    provider = MarketplaceServices()
+    with translation.override("pt-br"):
+        info = provider.for_object(market["ironing"])
+    assert info is not None
+    assert info.price == "R$ 1.250,50"
+    assert info.availability == "Sem agenda para novas contratações no momento"
+    assert info.extra["available"] is False
+    assert provider.for_object(market["category"]) is None
+
+
+def test_the_package_uses_the_provider(market: dict[str, Any], settings: Any) -> None:
+    from sophie_chat.knowledge.services import get_service_info
+
+    settings.CHAT_CONFIG = {
+        **settings.CHAT_CONFIG,
+        "SERVICE_INFO_PROVIDER": "marketplace.chat.MarketplaceServices",
+    }
+    found = get_service_info("preciso de uma faxina", language="pt-br")
+    assert found[0].url == "/servicos/diarista-residencial/"
+    assert found[0].price == "R$ 180,00"
