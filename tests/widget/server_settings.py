@@ -20,5 +20,4 @@ DATABASES = {
         "OPTIONS": {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"},
     }
 }
-CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 CHAT_CONFIG = {**_BASE_CHAT_CONFIG, **json.loads(os.environ.get("SOPHIE_WIDGET_CHAT_CONFIG", "{}"))}

@@ -185,7 +185,11 @@ export class ChatWidget {
     }
   }
 
-  arrived(seq) {
+  arrived() {
+    if (this.busy) {
+      this.busy = false;
+      this.conn.release();
+    }
     if (this.isOpen) this.markRead();
     else this.updateBadge();
   }
@@ -221,6 +225,8 @@ export class ChatWidget {
       this.countdown = setInterval(tick, 1000);
       for (const frame of this.conn.outbox) this.conversation.byId.get(frame.id)?.setPending("queued");
       this.win.setTyping(false);
+      this.win.setStreaming(false);
+      this.conversation.connectionLost();
     } else if (state === "failed") {
       this.win.setStatus("offline", t("offline"));
       this.win.showBanner("");
@@ -251,6 +257,7 @@ export class ChatWidget {
       msg.setPending("failed");
     } else if (msg && (code === "unavailable" || code === "busy")) {
       msg.setPending("queued");
+      this.busy = code === "busy";
       this.conn.hold(frame.retry_after || 3);
     }
     if (code === "session_expired" || code === "session_closed") this.store.set("sessionId", null);

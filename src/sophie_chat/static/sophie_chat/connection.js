@@ -107,15 +107,18 @@ export class Connection {
     if (this.ready) this.flush();
   }
 
-  /** Drop a message from the outbox: acknowledged, or refused for good. */
+  /** Drop a message from the outbox (acknowledged, or refused for good) and send the next. */
   settle(id) {
     const before = this.outbox.length;
     this.outbox = this.outbox.filter((frame) => frame.id !== id);
     this.inflight.delete(id);
     if (this.outbox.length !== before) this.persist();
+    if (this.ready) this.flush();
   }
 
-  /** Send every queued message not yet sent on this socket (after the session frame). */
+  /** Send the next queued message, once the session frame has arrived. One message is in
+   *  flight at a time, so the server stores them in the order typed even when it refuses one
+   *  for a while (busy, rate limited) and it is sent again later. */
   flush() {
     if (this.state !== "open") return;
     this.ready = true;
@@ -125,11 +128,15 @@ export class Connection {
       this.timers.hold = setTimeout(() => this.flush(), wait);
       return;
     }
-    for (const frame of this.outbox) {
-      if (this.inflight.has(frame.id)) continue;
-      if (!this.send(frame)) break;
-      this.inflight.add(frame.id);
-    }
+    if (this.inflight.size || !this.outbox.length) return;
+    const next = this.outbox[0];
+    if (this.send(next)) this.inflight.add(next.id);
+  }
+
+  /** Release a hold early (the reply that kept the server busy is done). */
+  release() {
+    this.holdUntil = 0;
+    this.flush();
   }
 
   /** Resend the outbox after `seconds` (rate limited, storage briefly down). */

@@ -3,6 +3,8 @@
 
 import { Message } from "./message.js";
 
+const CATCH_UP_RECHECK = 15000; // ms
+
 export class Conversation {
   /** @param {object} ctx  {win, conn, store, t, language, name, support, onLink, onAssistant, onLimits} */
   constructor(ctx) {
@@ -25,7 +27,21 @@ export class Conversation {
   }
 
   message(data) {
-    return new Message(data, this.ctx);
+    const msg = new Message(data, this.ctx);
+    if (msg.catchingUp) this.watch();
+    return msg;
+  }
+
+  /** While a reply we joined midway has not finished, ask again now and then: its worker may
+   *  have died, and the stored message then turns "incomplete" instead of ever sending done. */
+  watch() {
+    clearTimeout(this.watchTimer);
+    this.watchTimer = setTimeout(() => {
+      const waiting = [...this.bySeq.values()].filter((m) => m.catchingUp).map((m) => m.seq);
+      if (!waiting.length) return;
+      this.ctx.conn.send({ type: "resume", after_seq: Math.min(...waiting) - 1 });
+      this.watch();
+    }, CATCH_UP_RECHECK);
   }
 
   /** Insert in seq order; messages without a seq yet (pending) stay at the end. */
@@ -89,6 +105,12 @@ export class Conversation {
     this.bySeq.set(seq, msg);
     this.place(msg);
     this.seen(seq);
+  }
+
+  /** Deltas sent while we were away are lost: unfinished replies now wait for done instead. */
+  connectionLost() {
+    for (const msg of this.bySeq.values()) if (!msg.done) msg.catchingUp = true;
+    this.watch();
   }
 
   handle(frame) {
@@ -169,7 +191,6 @@ export class Conversation {
     // Announced once, complete, when done: never per delta.
     this.win.announce(`${this.ctx.t("announce")} ${msg.plainText()}`);
     this.ctx.onAssistant(frame.seq);
-    this.ctx.conn.flush();
   }
 
   on_history(frame) {

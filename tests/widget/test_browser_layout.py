@@ -1,0 +1,133 @@
+"""Where the widget sits, how it scales, what hostile host CSS does to it, and axe-core."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from axe_playwright_python.base import AXE_SCRIPT
+from playwright.sync_api import expect
+
+from tests.widget.conftest import ChatServer, shot
+from tests.widget.test_browser_chat import answers, ask, open_chat
+
+pytestmark = pytest.mark.browser
+
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]
+
+
+def box(locator: Any) -> dict[str, float]:
+    result = locator.bounding_box()
+    assert result is not None
+    return result
+
+
+def overlaps(a: dict[str, float], b: dict[str, float]) -> bool:
+    return not (
+        a["x"] + a["width"] <= b["x"]
+        or b["x"] + b["width"] <= a["x"]
+        or a["y"] + a["height"] <= b["y"]
+        or b["y"] + b["height"] <= a["y"]
+    )
+
+
+def axe_violations(page: Any) -> list[str]:
+    """Run axe-core over the widget, its shadow DOM included."""
+    page.evaluate(AXE_SCRIPT)
+    return page.evaluate(
+        """async (tags) => {
+        const result = await axe.run(
+            {include: [["#sophie-chat"]]}, {runOnly: {type: "tag", values: tags}});
+        return result.violations.map(
+            (v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(" > ")).join(", ")})`);
+    }""",
+        AXE_TAGS,
+    )
+
+
+def test_desktop_window_is_380_by_600_above_the_accessibility_button(
+    page: Any, chat_server: ChatServer
+) -> None:
+    page.goto(chat_server.url())
+    a11y = box(page.locator("#a11y"))
+    launcher = box(page.locator(".sc-launcher"))
+    assert (launcher["width"], launcher["height"]) == (56, 56)
+    assert launcher["y"] + launcher["height"] <= a11y["y"]  # stacked above it, not over it
+    assert not overlaps(launcher, a11y)
+    z_index = page.locator(".sc-launcher").evaluate("el => getComputedStyle(el).zIndex")
+    assert z_index == "999"
+    open_chat(page)
+    window = box(page.get_by_role("dialog"))
+    assert (window["width"], window["height"]) == (380, 600)
+    assert not overlaps(window, a11y)
+    assert not overlaps(window, launcher)
+    # The site's button is still clickable with the chat open.
+    page.locator("#a11y").click(timeout=2000)
+
+
+def test_phone_window_is_fullscreen(browser: Any, chat_server: ChatServer) -> None:
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, locale="pt-BR", has_touch=True, is_mobile=True
+    )
+    page = context.new_page()
+    try:
+        page.goto(chat_server.url())
+        open_chat(page)
+        assert box(page.get_by_role("dialog")) == {"x": 0, "y": 0, "width": 390, "height": 844}
+        expect(page.locator(".sc-launcher")).to_be_hidden()
+        ask(page, "Como funciona o pagamento?")
+        expect(answers(page)).to_have_count(1)
+        shot(page, "mobile")
+        page.get_by_role("button", name="Minimizar", exact=True).click()
+        expect(page.get_by_role("dialog")).to_be_hidden()
+        expect(page.locator(".sc-launcher")).to_be_visible()
+    finally:
+        context.close()
+
+
+def test_aggressive_host_css_does_not_break_the_widget(page: Any, chat_server: ChatServer) -> None:
+    page.goto(chat_server.url("/widget-test/hostile/"))
+    launcher = page.locator(".sc-launcher")
+    assert box(launcher)["width"] == 56
+    colour = launcher.evaluate("el => getComputedStyle(el).backgroundColor")
+    assert colour == "rgb(91, 43, 214)"  # the widget's primary colour, not the page's red
+    open_chat(page)
+    window = box(page.get_by_role("dialog"))
+    assert (window["width"], window["height"]) == (380, 600)
+    ask(page, "Ainda funciona?")
+    expect(answers(page)).to_have_count(1)
+    # And nothing of the widget leaks out: the page's own button keeps the page's style.
+    page_button = page.locator("#a11y").evaluate("el => getComputedStyle(el).backgroundColor")
+    assert page_button == "rgb(255, 0, 0)"
+
+
+def test_axe_finds_no_violations_in_the_open_widget(page: Any, chat_server: ChatServer) -> None:
+    page.goto(chat_server.url())
+    assert axe_violations(page) == []  # closed: just the launcher
+    open_chat(page)
+    ask(page, "Quero falar com um atendente humano")
+    expect(page.locator(".sc-card")).to_be_visible()
+    page.locator("#sc-input").fill("x" * 1900)  # the counter shows near the limit
+    expect(page.locator(".sc-counter")).to_be_visible()
+    assert axe_violations(page) == []
+    page.get_by_role("button", name="Encerrar conversa").click()
+    assert axe_violations(page) == []  # the confirmation
+    page.get_by_role("button", name="Encerrar", exact=True).click()
+    expect(page.get_by_role("radio", name="1 de 5 estrelas")).to_be_focused()
+    assert axe_violations(page) == []  # the rating form
+
+
+def test_reduced_motion_turns_animations_off(browser: Any, chat_server: ChatServer) -> None:
+    context = browser.new_context(reduced_motion="reduce", locale="pt-BR")
+    page = context.new_page()
+    try:
+        page.goto(chat_server.url())
+        open_chat(page)
+        duration = page.get_by_role("dialog").evaluate(
+            "el => getComputedStyle(el).transitionDuration"
+        )
+        assert duration == "0s"
+        page.keyboard.press("Escape")
+        expect(page.get_by_role("dialog")).to_be_hidden(timeout=100)
+    finally:
+        context.close()
