@@ -16,7 +16,7 @@ from django.utils.translation import ngettext
 
 from sophie_chat import privacy
 from sophie_chat.knowledge.admin import KnowledgeBaseEntryAdmin
-from sophie_chat.models import ChatMessage, ChatSession, KnowledgeBaseEntry
+from sophie_chat.models import ChatAnalytics, ChatMessage, ChatSession, KnowledgeBaseEntry
 
 
 class ChatMessageInline(admin.TabularInline):
@@ -108,6 +108,58 @@ class ChatSessionAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "sophie_chat/admin/erase_confirmation.html", context)
+
+
+@admin.register(ChatMessage)
+class ChatMessageAdmin(admin.ModelAdmin):
+    """Read-only: messages are the record of what was said; erase them with their session."""
+
+    list_display = ("session", "seq", "sender", "short_content", "status", "created_at")
+    list_filter = ("sender", "created_at")
+    search_fields = ("=session__id", "=client_id")
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in ChatMessage._meta.fields]
+    list_select_related = ("session",)
+    ordering = ("-created_at",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description=_("content"))
+    def short_content(self, obj: ChatMessage) -> str:
+        return obj.content if len(obj.content) <= 80 else obj.content[:79] + "\u2026"
+
+    @admin.display(description=_("status"))
+    def status(self, obj: ChatMessage) -> str:
+        return str((obj.metadata or {}).get("status", ""))
+
+
+@admin.register(ChatAnalytics)
+class ChatAnalyticsAdmin(admin.ModelAdmin):
+    list_display = (
+        "session",
+        "user_messages",
+        "ai_answers",
+        "cache_answers",
+        "fallback_answers",
+        "ai_errors",
+        "rate_limited",
+        "resolved",
+        "updated_at",
+    )
+    list_filter = ("resolved", "updated_at")
+    search_fields = ("=session__id",)
+    readonly_fields = [f.name for f in ChatAnalytics._meta.fields]
+    list_select_related = ("session",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 # The knowledge base admin lives with the knowledge layer (it has a "test a question" page).
