@@ -12,8 +12,9 @@ BOOTSTRAP_PYTHON := $(shell command -v python3)
 
 # tox needs python3.10 ... python3.13. pyenv's shims only run the versions pyenv selects (uv and
 # tox fail on the others), so link each installed interpreter into one directory put first on PATH.
+# Not directly under .venv: Python would find .venv/pyvenv.cfg next door and think it is a venv.
 PYENV_ROOT ?= $(HOME)/.pyenv
-PYTHONS_DIR := $(CURDIR)/$(VENV)/pythons
+PYTHONS_DIR := $(CURDIR)/$(VENV)/pythons/bin
 export PATH := $(PYTHONS_DIR):$(PATH)
 
 TEST_ENV := env -u DATABASE_URL -u TEST_CHANNEL_LAYER -u REDIS_URL -u OPENAI_API_KEY -u OPENAI_BASE_URL
