@@ -152,6 +152,7 @@ def test_knowledge_links_lead_to_real_pages() -> None:
     # A guide that sends users to a page that does not exist is worse than no guide.
     for entry in _entries():
         links = [entry["url"], *re.findall(r"\]\((/[^)#]*)", entry["content"])]
+        links = [link for link in links if link]
         for link in links:
             path = link.split("#")[0]
             match = resolve(path)
