@@ -111,13 +111,16 @@ async def reply(turn: Turn) -> AsyncIterator[Delta | Reply]:
         answer = compose_answer(turn.text, turn.language, ctx.entries, intent, ctx.services)
         extra = fallbacks.SEPARATOR + answer if prefix else answer
         meta["response_ms"] = _ms(loop.time() - started)
+        note = fallbacks.notice(turn.language, kind) if kind else ""
+        if note:
+            meta["notice"] = note  # where the conversation core reads it
         result = Reply(
             text=prefix + extra,
             source="fallback",
             model="offline",
             error=kind,
             degraded=bool(kind),
-            notice=fallbacks.notice(turn.language, kind) if kind else "",
+            notice=note,
             metadata=meta,
         )
         return extra, result
