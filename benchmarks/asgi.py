@@ -24,6 +24,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchmarks.settings")
 
 import django  # noqa: E402
 
+from benchmarks import experiments  # noqa: E402
+
+EXPERIMENTS = experiments.apply()  # before anything creates a database_sync_to_async unit
 # The site's asgi.py imports the chat's routing (and through it models) at module level; set
 # Django up first so the benchmark never depends on that import order.
 django.setup(set_prefix=False)
@@ -45,6 +48,7 @@ async def _stats(scope: dict[str, Any], receive: Any, send: Any) -> None:
         "queries": querycount.snapshot(),
         "sql_s": querycount.seconds(),
         "db_units": querycount.units(),
+        "experiments": EXPERIMENTS,
     }
     body = json.dumps(stats).encode()
     await send(

@@ -59,6 +59,9 @@ class Workload:
     window: float = 50.0  # seconds during which idle sessions start new messages
     turn_timeout: float = 30.0  # seconds until a reply without its done frame is an error
     connect_concurrency: int = 100  # handshakes in flight at once while connecting
+    # seconds: no session starts a message after this (keeps a saturated server's run bounded;
+    # the standard workload needs about 35 s when the server keeps up)
+    max_duration: float = 75.0
     seed: int = 8
 
 
@@ -80,6 +83,7 @@ class LoadResult:
     connect_all_s: float = 0.0
     connect_errors: list[str] = field(default_factory=list)
     load_s: float = 0.0
+    capped: bool = False  # the run hit max_duration before every session sent all its messages
     client_cpu_s: float = 0.0
     loop_lag_ms: list[float] = field(default_factory=list)
 
@@ -204,7 +208,12 @@ async def turn(
 
 
 async def _session(
-    ws: ClientConnection, index: int, work: Workload, out: list[TurnResult], end: float
+    ws: ClientConnection,
+    index: int,
+    work: Workload,
+    out: list[TurnResult],
+    end: float,
+    load: LoadResult,
 ) -> None:
     rng = random.Random(work.seed * 100_003 + index)
     if work.idle:
@@ -228,6 +237,9 @@ async def _session(
             if number >= work.turns:
                 return
             pause = rng.uniform(*work.think)
+            if time.perf_counter() + pause > end:
+                load.capped = True
+                return
         await asyncio.sleep(pause)
 
 
@@ -247,9 +259,13 @@ async def drive(conns: list[ClientConnection | None], work: Workload) -> LoadRes
     stop = asyncio.Event()
     watcher = asyncio.create_task(_watch_loop(load.loop_lag_ms, stop))
     cpu0, started = self_cpu(), time.perf_counter()
-    end = started + work.window
+    end = started + (work.window if work.idle else work.max_duration)
     await asyncio.gather(
-        *(_session(ws, i, work, load.turns, end) for i, ws in enumerate(conns) if ws is not None)
+        *(
+            _session(ws, i, work, load.turns, end, load)
+            for i, ws in enumerate(conns)
+            if ws is not None
+        )
     )
     load.load_s = time.perf_counter() - started
     load.client_cpu_s = self_cpu() - cpu0

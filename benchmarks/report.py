@@ -7,7 +7,7 @@ from typing import Any
 COLUMNS = [
     ("target", lambda c, t, f: t),
     ("sessions", lambda c, t, f: f["connected"]),
-    ("turns", lambda c, t, f: f["turns"]),
+    ("turns", lambda c, t, f: f"{f['turns']}{' (capped)' if f.get('capped') else ''}"),
     ("turns/s", lambda c, t, f: f["turns_per_s"]),
     ("errors", lambda c, t, f: f["errors"]),
     ("added TTFT p50/p95/p99 ms", lambda c, t, f: _trio(f["added_ttft_ms"])),

@@ -121,6 +121,7 @@ def summarize(
         "db_thread_busy": _round(units / load.load_s, 2) if load.load_s else None,
         "db_unit_ms_per_turn": _round(units * 1000 / max(1, n_turns), 2),
         "load_s": _round(load.load_s),
+        "capped": load.capped,
         "client_cpu_share": _round(load.client_cpu_s / load.load_s, 2) if load.load_s else None,
         "client_loop_lag_ms": _ms(load.loop_lag_ms),
     }
@@ -178,6 +179,7 @@ async def run_target(
         await loadgen.close_all(conns)
         figures = summarize(load, usage, stats)
         figures["connected"] = usage["meta"]["connected"]
+        figures["experiments"] = stats["after"].get("experiments", [])
         return figures
     finally:
         server.stop()
