@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.template.loader import render_to_string
 
@@ -39,14 +38,6 @@ def neutralise(text: Any) -> str:
 
 def data_block(kind: str, body: str) -> str:
     return f'<data kind="{kind}">\n{neutralise(body).strip()}\n</data>'
-
-
-def _path_only(url: Any) -> str:
-    """Drop query strings and fragments: they may carry tokens or e-mail addresses."""
-    parts = urlsplit(str(url or ""))
-    if parts.scheme in ("http", "https") and parts.netloc:
-        return f"{parts.scheme}://{parts.netloc}{parts.path}"
-    return parts.path
 
 
 def _knowledge_blocks(kb_context: Any) -> list[str]:
@@ -77,14 +68,18 @@ def _service_blocks(service_info: Any) -> list[str]:
 def _page_block(page: dict[str, Any]) -> list[str]:
     if not page:
         return []
+    from sophie_chat.conversation.context import get_navigation_context
+
+    # Paths only (query strings may carry tokens or e-mails); another site's referrer as host.
+    nav = get_navigation_context(page)
     lines = []
-    if page.get("url"):
-        lines.append(f"URL: {_path_only(page['url'])}")
-    if page.get("title"):
-        lines.append(f"Title: {str(page['title'])[:200]}")
-    if page.get("referrer"):
-        lines.append(f"Came from: {_path_only(page['referrer'])}")
-    status = page.get("status")
+    if nav["url"]:
+        lines.append(f"URL: {nav['url']}")
+    if nav["title"]:
+        lines.append(f"Title: {nav['title']}")
+    if nav["referrer"]:
+        lines.append(f"Came from: {nav['referrer']}")
+    status = nav["status"]
     if isinstance(status, int) and status >= 400:
         lines.append(f"HTTP status: {status} ({_PAGE_STATUS.get(status, 'error page')})")
     return [data_block("page", "\n".join(lines))] if lines else []
