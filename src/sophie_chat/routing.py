@@ -1,4 +1,8 @@
-"""WebSocket routes of the chat and a helper that builds a site's whole ASGI application."""
+"""WebSocket routes of the chat and a helper that builds a site's whole ASGI application.
+
+Importing this module does not import the models, so a site's ``asgi.py`` may import it before
+Django is set up; ``websocket_urlpatterns`` is built on first access.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,31 @@ from typing import Any
 
 from django.urls import path
 
-from sophie_chat.consumers import ChatConsumer
+WS_PATH = "ws/sophie-chat/"
 
-websocket_urlpatterns = [
-    path("ws/sophie-chat/", ChatConsumer.as_asgi(), name="sophie_chat_ws"),
-]
+
+def _websocket_urlpatterns() -> list[Any]:
+    from sophie_chat.consumers import ChatConsumer
+
+    return [path(WS_PATH, ChatConsumer.as_asgi(), name="sophie_chat_ws")]
+
+
+def __getattr__(name: str) -> Any:
+    # PEP 562: ``from sophie_chat.routing import websocket_urlpatterns`` works after setup.
+    if name == "websocket_urlpatterns":
+        patterns = _websocket_urlpatterns()
+        globals()["websocket_urlpatterns"] = patterns
+        return patterns
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def get_asgi_application(extra_websocket_urlpatterns: list[Any] | None = None) -> Any:
     """Return Django's HTTP application plus the origin-checked, authenticated chat WebSocket.
 
     A site's ``asgi.py`` becomes ``application = sophie_chat.routing.get_asgi_application()``.
+    The WebSocket stack: :class:`~sophie_chat.security.ChatOriginValidator` (refuses other
+    origins at the handshake), then Channels' ``AuthMiddlewareStack`` (cookies, Django session,
+    user), then the chat's routes plus any ``extra_websocket_urlpatterns`` of the site.
     """
     from django.core.asgi import get_asgi_application as django_asgi_app
 
@@ -27,7 +45,7 @@ def get_asgi_application(extra_websocket_urlpatterns: list[Any] | None = None) -
 
     from sophie_chat.security import ChatOriginValidator
 
-    routes = [*websocket_urlpatterns, *(extra_websocket_urlpatterns or [])]
+    routes = [*_websocket_urlpatterns(), *(extra_websocket_urlpatterns or [])]
     return ProtocolTypeRouter(
         {
             "http": http_app,

@@ -7,19 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "sophie_chat.routing imports the consumer, whose import chain (ai.cache.connect_signals) "
-        "imports the models before Django is set up: AppRegistryNotReady. Remove this mark when "
-        "fixed."
-    ),
-)
 def test_asgi_application_builds_in_a_fresh_interpreter() -> None:
     env = {
         **os.environ,
