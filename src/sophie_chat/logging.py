@@ -33,6 +33,8 @@ _BR_PHONE_RE = re.compile(
     r"|(?<![\d-])9\d{4}-\d{4}(?!\d)"
 )
 _ELEVEN_DIGITS_RE = re.compile(r"(?<![\d.+-])\d{11}(?![\d-])")
+# Every pattern needs a digit or an "@": most chat text has neither and is returned at once.
+_MAYBE_PII_RE = re.compile(r"[\d@]")
 
 
 def is_valid_cpf(digits: str) -> bool:
@@ -60,7 +62,7 @@ def mask_pii(text: str) -> str:
     >>> mask_pii("CPF 123.456.789-09, tel +55 (11) 91234-5678, ana@example.com")
     'CPF [cpf], tel [phone], [email]'
     """
-    if not text:
+    if not text or not _MAYBE_PII_RE.search(text):
         return text
     text = _EMAIL_RE.sub(EMAIL, text)
     text = _CNPJ_RE.sub(CNPJ, text)

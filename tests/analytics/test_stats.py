@@ -86,3 +86,41 @@ def test_day_boundaries_follow_the_time_zone(
     filters = stats.Filters(dt.date(2026, 3, 1), dt.date(2026, 3, 1))
     assert stats.sessions(filters).count() == 1
     assert stats.per_day(stats.sessions(filters), filters) == [(dt.date(2026, 3, 1), 1)]
+
+
+def test_percentile_definition() -> None:
+    from sophie_chat.analytics.timings import percentile
+
+    values = list(range(1, 21))
+    assert percentile(values, 50) == 10
+    assert percentile(values, 95) == 19
+    assert percentile([7], 95) == 7
+    assert percentile([], 50) is None
+
+
+def test_database_and_python_percentiles_agree(chat_session_factory: Callable[..., Any]) -> None:
+    from django.db import connection
+
+    from sophie_chat.analytics import timings
+
+    session = chat_session_factory()
+    values = [120, 80, 3000, 450, 460, 90, 1500, 700, 710, 60, 55]
+    for seq, value in enumerate(values, start=1):
+        meta: dict[str, Any] = {"source": "ai", "response_ms": value, "first_token_ms": value // 2}
+        ChatMessage.objects.create(
+            session=session, seq=seq, sender="assistant", content="", metadata=meta
+        )
+    # A stray non-number must be skipped, not break the dashboard.
+    ChatMessage.objects.create(
+        session=session, seq=99, sender="assistant", content="", metadata={"response_ms": "n/a"}
+    )
+    qs = stats.messages(stats.Filters.last_days(1)).filter(sender="assistant")
+    sources, python = timings._answers_python(qs)
+    assert sources == {"ai": 11, "unknown": 1}
+    assert (python.response_p50, python.response_p95) == (450, 3000)
+    assert python.ttft_p50 == 225
+    if connection.vendor == "postgresql":
+        pg_sources, pg = timings._answers_postgresql(qs)
+        assert pg_sources == sources
+        assert pg.summary() == python.summary()
+        assert pg.response_by_day == python.response_by_day

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
@@ -23,6 +23,7 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from sophie_chat.analytics.timings import answers
 from sophie_chat.conversation.escalation import normalize
 from sophie_chat.logging import mask_pii
 from sophie_chat.models import ChatMessage, ChatSession, UserType
@@ -59,7 +60,8 @@ class Filters:
 
 def sessions(filters: Filters) -> QuerySet[ChatSession]:
     start, end = filters.bounds
-    qs = ChatSession.objects.filter(created_at__gte=start, created_at__lt=end)
+    # order_by(): the model's default ordering would add a sort to every aggregate.
+    qs = ChatSession.objects.filter(created_at__gte=start, created_at__lt=end).order_by()
     if filters.user_type:
         qs = qs.filter(user_type=filters.user_type)
     return qs
@@ -67,7 +69,8 @@ def sessions(filters: Filters) -> QuerySet[ChatSession]:
 
 def messages(filters: Filters) -> QuerySet[ChatMessage]:
     start, end = filters.bounds
-    qs = ChatMessage.objects.filter(created_at__gte=start, created_at__lt=end)
+    # order_by(): the default ordering of messages joins their sessions to sort by them.
+    qs = ChatMessage.objects.filter(created_at__gte=start, created_at__lt=end).order_by()
     if filters.user_type:
         qs = qs.filter(session__user_type=filters.user_type)
     return qs
@@ -98,69 +101,6 @@ def resolved_q() -> Q:
         & Q(escalated=False)
         & (Q(rating__gte=4) | (Q(rating__isnull=True) & ~_reopened()))
     )
-
-
-def _percentile(values: list[int], p: float) -> int | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
-    return ordered[index]
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return None if value in (None, "") else int(float(value))
-    except (TypeError, ValueError):
-        return None
-
-
-@dataclass
-class Timings:
-    first_token: list[int] = field(default_factory=list)
-    response: list[int] = field(default_factory=list)
-    response_by_day: dict[dt.date, list[int]] = field(default_factory=dict)
-
-    def summary(self) -> dict[str, int | None]:
-        return {
-            "ttft_p50": _percentile(self.first_token, 50),
-            "ttft_p95": _percentile(self.first_token, 95),
-            "response_p50": _percentile(self.response, 50),
-            "response_p95": _percentile(self.response, 95),
-        }
-
-    def per_day(self, filters: Filters, p: float) -> list[tuple[dt.date, float]]:
-        """The ``p`` percentile of response times per day, in seconds (0 for a quiet day)."""
-        return [
-            (day, (_percentile(self.response_by_day.get(day, []), p) or 0) / 1000)
-            for day in filters.days()
-        ]
-
-
-def answers(filters: Filters) -> tuple[Counter[str], Timings]:
-    """Answer sources and timing samples of the assistant messages in range."""
-    sources: Counter[str] = Counter()
-    timings = Timings()
-    rows = (
-        messages(filters)
-        .filter(sender=ChatMessage.Sender.ASSISTANT)
-        .values_list(
-            KT("metadata__source"),
-            KT("metadata__first_token_ms"),
-            KT("metadata__response_ms"),
-            "created_at",
-        )
-    )
-    tz = timezone.get_current_timezone()
-    for source, ttft, response, created_at in rows.iterator(chunk_size=5000):
-        sources[source or "unknown"] += 1
-        if (value := _int(ttft)) is not None:
-            timings.first_token.append(value)
-        if (value := _int(response)) is not None:
-            timings.response.append(value)
-            day = created_at.astimezone(tz).date()
-            timings.response_by_day.setdefault(day, []).append(value)
-    return sources, timings
 
 
 def per_day(qs: QuerySet[Any], filters: Filters) -> list[tuple[dt.date, int]]:
