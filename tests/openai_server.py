@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import copy
 import dataclasses
 import json
 import re
@@ -79,6 +80,8 @@ class OpenAITestServer:
         self.host = host
         self.port = port
         self.behaviour = Behaviour()
+        # What reset() returns to: the defaults, or what the command line set.
+        self.initial = Behaviour()
         self.requests: list[dict[str, Any]] = []
         # Streams that ended because the client went away (stop, cancel) before [DONE].
         self.client_closed_streams = 0
@@ -103,7 +106,7 @@ class OpenAITestServer:
 
     def reset(self) -> None:
         with self._lock:
-            self.behaviour = Behaviour()
+            self.behaviour = copy.deepcopy(self.initial)
             self.requests.clear()
             self.client_closed_streams = 0
 
@@ -367,6 +370,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     server = OpenAITestServer(args.host, args.port)
     server.configure(ttft=args.ttft, tokens_per_second=args.tps, content=args.content)
+    server.initial = copy.deepcopy(server.behaviour)
 
     async def run() -> None:
         srv = await server.serve()

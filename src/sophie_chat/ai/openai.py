@@ -64,9 +64,9 @@ class OpenAIBackend:
             raise NoAPIKey()
         client = get_client(api_key, cfg["OPENAI_BASE_URL"], float(cfg["OPENAI_TIMEOUT"]))
         self.model = str(cfg["OPENAI_MODEL"])
-        stream = await client.chat.completions.create(
+        stream = await client.chat.completions.create(  # type: ignore[call-overload]
             model=self.model,
-            messages=prompt.messages,  # type: ignore[arg-type]
+            messages=prompt.messages,
             max_tokens=prompt.max_tokens,
             temperature=prompt.temperature,
             stream=True,

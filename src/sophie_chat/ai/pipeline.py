@@ -166,7 +166,7 @@ async def reply(turn: Turn) -> AsyncIterator[Delta | Reply]:
     while True:
         attempt += 1
         backend = backend_cls()
-        agen = backend.stream(prompt, turn).__aiter__()
+        agen: Any = backend.stream(prompt, turn).__aiter__()
         try:
             while True:
                 try:
@@ -199,7 +199,7 @@ async def reply(turn: Turn) -> AsyncIterator[Delta | Reply]:
                 break
             await asyncio.sleep(delay)
         finally:
-            await agen.aclose()  # type: ignore[attr-defined]
+            await agen.aclose()
 
     meta["attempts"] = attempt
     partial = "".join(parts)
