@@ -46,7 +46,8 @@ from sophie_chat.routing import get_asgi_application
 application = get_asgi_application()
 """
 SMOKE = """
-import sys
+# First, as an ASGI server does: import the site's asgi.py before Django is set up.
+import smoke_asgi
 import django
 from django.core.management import call_command
 django.setup()
@@ -54,7 +55,6 @@ import sophie_chat
 assert "site-packages" in sophie_chat.__file__, sophie_chat.__file__
 call_command("check", fail_level="WARNING")
 call_command("migrate", verbosity=0)
-import smoke_asgi
 from sophie_chat.routing import websocket_urlpatterns
 assert websocket_urlpatterns and smoke_asgi.application
 from django.contrib.staticfiles import finders
