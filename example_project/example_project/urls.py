@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.contrib.staticfiles.views import serve as serve_static
 from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 
 from marketplace.views import not_found
 
@@ -30,6 +31,8 @@ urlpatterns = [
     # The demo runs under uvicorn, which serves no static files, and it must work with DEBUG off
     # too. A real site puts a CDN or WhiteNoise in front instead.
     re_path(r"^static/(?P<path>.*)$", serve_static, {"insecure": True}),
+    # Browsers ask for /favicon.ico whatever the page says.
+    path("favicon.ico", RedirectView.as_view(url="/static/marketplace/favicon.svg")),
     # Last: any other path ending in "/" is a 404 from a view (see NotFoundPageMiddleware), so the
     # site's own 404 page shows even with DEBUG on. Paths without the slash still get
     # APPEND_SLASH's redirect first.
