@@ -98,6 +98,9 @@ def test_wheel_carries_every_package_file(wheel: Path) -> None:
     assert any(n.startswith("sophie_chat/static/sophie_chat/") for n in names)
     assert "sophie_chat/locale/pt_BR/LC_MESSAGES/django.mo" in names
     assert not any(n.startswith("tests/") for n in names)
+    # A stale setuptools build/ directory leaks deleted modules into wheels: nothing extra ships.
+    extra = {n for n in names if n.startswith("sophie_chat/") and not (ROOT / "src" / n).exists()}
+    assert extra == set(), "stale files in the wheel: `make clean` removes build/"
     tracked = subprocess.run(
         ["git", "ls-files", "src/sophie_chat"], cwd=ROOT, capture_output=True, text=True
     )
