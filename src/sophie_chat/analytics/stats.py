@@ -82,9 +82,9 @@ def _reopened() -> Q:
         "created_at__lte": OuterRef("last_activity_at") + REOPEN_WINDOW,
     }
     by_user = ChatSession.objects.filter(user=OuterRef("user"), **later)
-    by_visitor = ChatSession.objects.filter(
-        user__isnull=True, visitor_key=OuterRef("visitor_key"), **later
-    )
+    # Any later session of the same browser session counts, logged in or not; filtering on
+    # user IS NULL here would also steer PostgreSQL away from the visitor_key index.
+    by_visitor = ChatSession.objects.filter(visitor_key=OuterRef("visitor_key"), **later)
     return (Q(user__isnull=False) & Exists(by_user)) | (
         Q(user__isnull=True) & ~Q(visitor_key="") & Exists(by_visitor)
     )
