@@ -78,7 +78,7 @@ async def test_prices_question_in_portuguese_with_a_link(
     assert r.text.startswith("Encontrei isto sobre **Diarista**")
     assert "R$ 150" in r.text
     assert "[Diarista](</servicos/diarista/>)" in r.text
-    assert "Veja também" in r.text
+    assert r.text.count("/servicos/diarista/") == 1  # its service details are not "see also"
     assert len(out.deltas) > 10
     assert r.metadata["knowledge"][0] == "diarista"
 
@@ -146,3 +146,29 @@ def test_knowledge_lookup_costs_a_few_queries(
     with django_assert_max_num_queries(4):
         ctx = gather_sync(turn)
     assert ctx.entries[0]["slug"] == "diarista"
+
+
+def test_compose_skips_links_already_given():
+    from sophie_chat.ai.offline import compose_answer
+
+    entries = [
+        {"title": "Seja prestador", "content": "Veja [aqui](/seja/).", "url": "/seja/"},
+        {"title": "Mesma página", "content": "x", "url": "/seja/"},
+        {"title": "Taxas", "content": "y", "url": "/taxas/"},
+        {"title": "Pagamentos", "content": "z", "url": "/pagamentos/"},
+        {"title": "Outra", "content": "w", "url": "/outra/"},
+    ]
+    text = compose_answer("Como ser prestador?", "pt-br", entries, "provider_questions")
+    assert "Saiba mais" not in text
+    assert text.endswith("Veja também: [Taxas](</taxas/>), [Pagamentos](</pagamentos/>)")
+
+
+async def test_offline_backend_streams_the_same_answer(offline, turn_factory):
+    from sophie_chat.ai.base import ChatPrompt
+    from sophie_chat.ai.offline import OfflineBackend, compose_answer
+
+    turn = turn_factory("Oi", extra={"knowledge": []})
+    backend = OfflineBackend()
+    pieces = [p async for p in backend.stream(ChatPrompt(messages=[]), turn)]
+    assert len(pieces) > 5
+    assert "".join(pieces) == compose_answer("Oi", "pt-br", [], "greeting")

@@ -67,12 +67,25 @@ def compose_answer(
         answer = fallbacks.GENERIC[lk]
         contacts = fallbacks.contact_block(language)
         return answer + ("\n\n" + contacts if contacts else "")
-    best, others = entries[0], entries[1:3]
-    parts = [fallbacks.LEAD[lk].format(title=best.get("title", "")), _excerpt(best["content"])]
+    best = entries[0]
+    body = _excerpt(best["content"])
+    parts = [fallbacks.LEAD[lk].format(title=best.get("title", "")), body]
     if services:
         parts.append("\n".join(f"- {s}" for s in services))
-    if best.get("url"):
+    url = str(best.get("url") or "").strip()
+    if url and f"]({url})" not in body and f"](<{url}>)" not in body:
         parts.append(fallbacks.MORE[lk].format(link=_link(best)))
+    # "See also": the next entries, one per page, none pointing where the best one does.
+    seen_urls = {url} if url else set()
+    others = []
+    for entry in entries[1:]:
+        other_url = str(entry.get("url") or "").strip()
+        if other_url and other_url in seen_urls:
+            continue
+        seen_urls.add(other_url)
+        others.append(entry)
+        if len(others) == 2:
+            break
     if others:
         parts.append(fallbacks.SEE_ALSO[lk].format(links=", ".join(_link(e) for e in others)))
     if intent == "human_request":
