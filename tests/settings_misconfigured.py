@@ -3,8 +3,8 @@
     PYTHONPATH=.:src python -m django check --deploy --settings=tests.settings_misconfigured
 
 Not used by the test suite (tests/test_checks.py overrides settings per check). Left out, as they
-exclude others shown here: E001 (CHAT_CONFIG not a dict), E010 (no ``channels`` app) and W001 (an
-in-memory default layer).
+exclude others shown here: E001 (CHAT_CONFIG not a dict), E010 (no ``channels`` app), E014 (a bad
+ALLOWED_ORIGINS entry, while E012 needs none) and W001 (an in-memory default layer).
 """
 
 from __future__ import annotations

@@ -221,6 +221,18 @@ def test_e013_no_default_channel_layer() -> None:
     assert ids(errors) == ["sophie_chat.E013"]
 
 
+@pytest.mark.parametrize("origin", ["www.example.com", "*", "https://example.com/chat", 443])
+def test_e014_allowed_origins_entry_is_not_an_origin(origin: Any) -> None:
+    good = ["https://www.example.com/", "http://localhost:8000"]
+    with override_settings(CHAT_CONFIG={"ALLOWED_ORIGINS": [*good, origin]}):
+        errors = checks.check_allowed_origins()
+    assert ids(errors) == ["sophie_chat.E014"]
+    assert repr(origin) in errors[0].msg
+    assert "https://www.example.com" not in errors[0].msg
+    with override_settings(CHAT_CONFIG={"ALLOWED_ORIGINS": good}):
+        assert checks.check_allowed_origins() == []
+
+
 def test_w001_in_memory_layer_without_debug() -> None:
     in_memory = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     with override_settings(CHANNEL_LAYERS=in_memory, DEBUG=False):

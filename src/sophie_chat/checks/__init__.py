@@ -9,6 +9,7 @@ from __future__ import annotations
 from sophie_chat.checks.config import check_chat_config
 from sophie_chat.checks.deployment import (
     check_allowed_hosts,
+    check_allowed_origins,
     check_api_key_literal,
     check_asgi,
     check_channel_layers,
@@ -18,6 +19,7 @@ from sophie_chat.checks.deployment import (
 
 __all__ = [
     "check_allowed_hosts",
+    "check_allowed_origins",
     "check_api_key_literal",
     "check_asgi",
     "check_channel_layers",

@@ -102,14 +102,38 @@ def check_allowed_hosts(
     if "*" in settings.ALLOWED_HOSTS and _user_config().get("ALLOWED_ORIGINS") is None:
         return [
             Error(
-                'ALLOWED_HOSTS contains "*" and CHAT_CONFIG["ALLOWED_ORIGINS"] is not set, so any '
-                "web site can open the chat's WebSocket with a visitor's cookies.",
+                'ALLOWED_HOSTS contains "*" and CHAT_CONFIG["ALLOWED_ORIGINS"] is not set, so the '
+                "chat's WebSocket accepts pages of any host name that reaches this server "
+                "(the origin check then only compares Origin with Host).",
                 hint='Set CHAT_CONFIG["ALLOWED_ORIGINS"] = ["https://www.example.com"] (the '
                 "origins that serve your pages), or list your hosts in ALLOWED_HOSTS.",
                 id="sophie_chat.E012",
             )
         ]
     return []
+
+
+@register(Tags.security)
+def check_allowed_origins(
+    app_configs: Iterable[Any] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """An entry that is not an origin never matches: the chat would refuse every visitor."""
+    origins = _user_config().get("ALLOWED_ORIGINS")
+    if not isinstance(origins, (list, tuple)):
+        return []  # None is fine; another type is sophie_chat.E003
+    from sophie_chat.security import parse_origin
+
+    bad = [o for o in origins if not isinstance(o, str) or parse_origin(o.rstrip("/")) is None]
+    if not bad:
+        return []
+    return [
+        Error(
+            f'CHAT_CONFIG["ALLOWED_ORIGINS"] has entries that are not origins: {bad!r}.',
+            hint='Write each as scheme://host[:port], as browsers send it: "https://www.example.com"'
+            ', "http://localhost:8000". No path, no wildcard.',
+            id="sophie_chat.E014",
+        )
+    ]
 
 
 @register(Tags.compatibility, deploy=True)
