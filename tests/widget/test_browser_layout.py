@@ -8,11 +8,19 @@ import pytest
 from axe_playwright_python.base import AXE_SCRIPT
 from playwright.sync_api import expect
 
-from tests.widget.conftest import ChatServer, shot
+from tests.widget.conftest import ChatServer, OpenAIProcess, shot
 from tests.widget.test_browser_chat import answers, ask, open_chat
 
 pytestmark = pytest.mark.browser
 
+ANSWER = (
+    "Para contratar um eletricista:\n\n"
+    "1. Busque **Eletricista** na página de serviços.\n"
+    "2. Compare avaliações, preços e disponibilidade.\n"
+    "3. Escolha data e horário e confirme o pedido.\n\n"
+    "O pagamento fica retido pela plataforma até o serviço ser concluído. "
+    "[Ver eletricistas](/widget-test/other/)"
+)
 AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]
 
 
@@ -46,8 +54,9 @@ def axe_violations(page: Any) -> list[str]:
 
 
 def test_desktop_window_is_380_by_600_above_the_accessibility_button(
-    page: Any, chat_server: ChatServer
+    page: Any, chat_server: ChatServer, openai_process: OpenAIProcess
 ) -> None:
+    openai_process.configure(content=ANSWER, tokens_per_second=0)
     page.goto(chat_server.url())
     a11y = box(page.locator("#a11y"))
     launcher = box(page.locator(".sc-launcher"))
@@ -61,6 +70,11 @@ def test_desktop_window_is_380_by_600_above_the_accessibility_button(
     assert (window["width"], window["height"]) == (380, 600)
     assert not overlaps(window, a11y)
     assert not overlaps(window, launcher)
+    composer = box(page.locator("#sc-input"))
+    assert 30 <= composer["height"] <= 44  # one line, not collapsed nor stretched
+    ask(page, "Como contrato um eletricista?")
+    expect(answers(page).locator("ol li")).to_have_count(3)
+    shot(page, "open")  # the docs show this one
     # The site's button is still clickable with the chat open.
     page.locator("#a11y").click(timeout=2000)
 

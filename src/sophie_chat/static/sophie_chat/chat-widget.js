@@ -103,6 +103,7 @@ export class ChatWidget {
       void el.offsetWidth; // start the transition from the closed state
     }
     el.classList.add("sc-open");
+    this.win.autosize();
     this.launcher.setAttribute("aria-expanded", "true");
     this.markRead();
     this.win.list.scrollTop = this.win.list.scrollHeight;

@@ -130,8 +130,7 @@ export class ChatWindow {
   inputChanged() {
     const { maxLength, t } = this.ctx;
     const length = this.input.value.length;
-    this.input.style.height = "auto";
-    this.input.style.height = `${Math.min(this.input.scrollHeight, 132)}px`;
+    this.autosize();
     // The counter appears near the limit only, so it does not distract.
     const near = length >= maxLength * 0.8;
     this.counter.hidden = !near;
@@ -139,6 +138,13 @@ export class ChatWindow {
     this.counter.setAttribute("aria-label", t("counter", { count: length, max: maxLength }));
     this.counter.classList.toggle("sc-over", length >= maxLength);
     this.ctx.onDraft(this.input.value);
+  }
+
+  /** Grow with the text up to a few lines (a hidden textarea has no height to measure). */
+  autosize() {
+    this.input.style.height = "auto";
+    const height = this.input.scrollHeight;
+    if (height) this.input.style.height = `${Math.min(height, 132)}px`;
   }
 
   setDraft(text) {

@@ -4,7 +4,7 @@ const SVG = "http://www.w3.org/2000/svg";
 
 // 24x24 stroke icons, drawn for this widget.
 const ICONS = {
-  chat: "M21 12a8 8 0 0 1-11.6 7.1L4 20.5l1.4-4.9A8 8 0 1 1 21 12z",
+  chat: ["M21 12a8 8 0 0 1-11.6 7.1L4 20.5l1.4-4.9A8 8 0 1 1 21 12z", "M8.6 12h.01M12.6 12h.01M16.6 12h.01"],
   down: "M6 9l6 6 6-6",
   close: "M6 6l12 12M18 6 6 18",
   send: "M5 12h13M13 6l6 6-6 6",
@@ -37,9 +37,11 @@ export function icon(name, cls = "") {
   svg.setAttribute("aria-hidden", "true");
   svg.setAttribute("focusable", "false");
   svg.setAttribute("class", `sc-icon ${cls}`.trim());
-  const path = document.createElementNS(SVG, "path");
-  path.setAttribute("d", ICONS[name]);
-  svg.append(path);
+  for (const d of [ICONS[name]].flat()) {
+    const path = document.createElementNS(SVG, "path");
+    path.setAttribute("d", d);
+    svg.append(path);
+  }
   return svg;
 }
 

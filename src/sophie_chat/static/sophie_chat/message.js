@@ -72,7 +72,7 @@ export class Message {
       this.body.innerHTML = data.html;
       for (const a of this.body.querySelectorAll("a[href]")) {
         a.target = "_blank";
-        a.rel = "noopener noreferrer";
+        a.relList.add("noopener", "noreferrer");
         a.append(srOnly(` (${this.ctx.t("newTab")})`));
       }
     } else {
