@@ -35,6 +35,8 @@ from benchmarks import querycount  # noqa: E402
 from benchmarks.baseline.consumer import BaselineConsumer  # noqa: E402
 from example_project.asgi import application as site_application  # noqa: E402
 
+EXPERIMENTS += experiments.apply(late=True)
+
 querycount.time_db_units()
 
 BASELINE_PATH = "/ws/baseline/"

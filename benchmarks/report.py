@@ -85,3 +85,38 @@ def markdown(results: dict[str, Any]) -> str:
         f"Python {results['machine']['python']}, {results['machine']['cpus']} CPUs. "
         f"Run took {results.get('wall_s', 0):g} s.\n"
     )
+
+
+DOC_COLUMNS = [
+    "target",
+    "sessions",
+    "turns",
+    "turns/s",
+    "errors",
+    "added TTFT p50/p95/p99 ms",
+    "added total p50/p95/p99 ms",
+    "cache hit 1st delta p95 ms (n)",
+    "CPU ms/turn",
+    "peak RSS MB",
+    "KB/connected session",
+    "connect all s",
+    "SQL/turn",
+]
+
+
+def rst(results: dict[str, Any]) -> str:
+    """The main columns as a reST list-table, for docs/deployment.rst's capacity section."""
+    picked = [(name, fn) for name, fn in COLUMNS if name in DOC_COLUMNS]
+    lines = [
+        ".. list-table:: Measured with ``python benchmarks/run.py`` "
+        f"({results['started_at'][:10]}, commit {results['commit']})",
+        "   :header-rows: 1",
+        "",
+        "   * - configuration",
+    ]
+    lines += [f"     - {name}" for name, _ in picked]
+    for result in results["configs"]:
+        for target, figures in result["targets"].items():
+            lines.append(f"   * - {result['name']}")
+            lines += [f"     - {_fmt(fn(result['config'], target, figures))}" for _, fn in picked]
+    return "\n".join(lines) + "\n"

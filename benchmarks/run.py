@@ -115,8 +115,9 @@ def main() -> None:
     out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
     markdown = report.markdown(results)
     out.with_suffix(".md").write_text(markdown)
+    out.with_suffix(".rst").write_text(report.rst(results))
     print(markdown)
-    print(f"written: {out.with_suffix('.json')} and {out.with_suffix('.md')}")
+    print(f"written: {out.with_suffix('.json')}, .md and .rst")
 
 
 if __name__ == "__main__":
