@@ -93,9 +93,10 @@ tox: venv
 tox-ci: venv
 	$(VENV)/bin/tox run -e $(TOX_CI_ENVS)
 
+# About 10 minutes; starts its own servers on loopback ports (PostgreSQL and Redis must run).
 bench: venv
-	@if [ -f benchmarks/run.py ]; then $(PY) benchmarks/run.py; \
-	else echo "benchmarks/run.py does not exist yet"; fi
+	$(UV) pip install --quiet --python $(PY) --group bench
+	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf build dist docs/_build .tox src/*.egg-info
