@@ -7,6 +7,7 @@ updated in place, so running it again refreshes the demo and never duplicates an
 from __future__ import annotations
 
 import datetime
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,8 @@ class Command(BaseCommand):
             default=str(KNOWLEDGE_DIR),
             help="Folder of knowledge base YAML files (default: example_project/knowledge/).",
         )
+
+    kb_report = "not loaded"
 
     def handle(self, *args: Any, **options: Any) -> None:
         with transaction.atomic():
@@ -136,7 +139,9 @@ class Command(BaseCommand):
     def _knowledge_files(self, folder: Path) -> int:
         files = [p for p in folder.rglob("*") if p.suffix in {".yaml", ".yml", ".json"}]
         if KB_COMMAND in get_commands():
-            call_command(KB_COMMAND, str(folder), verbosity=0)
+            report = StringIO()
+            call_command(KB_COMMAND, str(folder), stdout=report)
+            self.kb_report = report.getvalue().strip()
         else:
             self.stderr.write(
                 f"The {KB_COMMAND} command is not available: knowledge files not loaded."
@@ -225,7 +230,7 @@ class Command(BaseCommand):
                 f"{Category.objects.count()} categories, {Service.objects.count()} services, "
                 f"{Profile.objects.filter(kind=Profile.Kind.PROVIDER).count()} providers, "
                 f"{Booking.objects.count()} bookings; knowledge base: "
-                f"{kb_files} files, {generated} service entries, "
+                f"{kb_files} files ({self.kb_report}), {generated} service entries, "
                 f"{by_language['pt-br']} entries in pt-br and {by_language['en']} in en."
             )
         )
