@@ -54,6 +54,22 @@ def _versions() -> dict[str, str]:
     return found
 
 
+def _describe() -> str:
+    """The commit served, and whether the working tree had local changes under src/."""
+    if servers.SOURCE != servers.REPO:
+        return servers.SOURCE.name.removeprefix("tree-")
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "src", "example_project"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return f"{head}+local changes" if dirty else head
+
+
 def run_configs(configs: list[Config]) -> dict[str, Any]:
     servers.pin_self(0)
     started = time.monotonic()
@@ -64,9 +80,7 @@ def run_configs(configs: list[Config]) -> dict[str, Any]:
         "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
         "versions": _versions(),
-        "commit": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-        ).stdout.strip(),
+        "commit": _describe(),
         "workload": {"ttft_s": TTFT, "tokens": 60, "tokens_per_s": TPS},
         "configs": [],
     }
@@ -95,6 +109,11 @@ def main() -> None:
     group.add_argument("--full", action="store_true")
     group.add_argument("--only", help="comma-separated configuration names")
     parser.add_argument("--out", default=str(servers.RESULTS / "latest"))
+    parser.add_argument(
+        "--tree",
+        metavar="REF",
+        help="serve a committed tree (e.g. HEAD) exported with git archive, not the working tree",
+    )
     args = parser.parse_args()
     configs = FULL if args.full else STANDARD
     if args.quick:
@@ -109,6 +128,8 @@ def main() -> None:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     except ImportError:
         pass
+    if args.tree:
+        servers.SOURCE = servers.export_tree(args.tree)
     results = run_configs(configs)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

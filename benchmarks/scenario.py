@@ -212,6 +212,7 @@ def cli() -> None:
     parser.add_argument("--targets", default="ours,baseline")
     parser.add_argument("--json", action="store_true", help="print the raw figures too")
     parser.add_argument("--profile", choices=["wall", "gil"], help="py-spy the server under load")
+    parser.add_argument("--tree", metavar="REF", help="serve a committed tree (git archive REF)")
     args = parser.parse_args()
     config = Config(
         args.server,
@@ -226,6 +227,8 @@ def cli() -> None:
     from benchmarks.report import markdown
     from benchmarks.run import run_configs
 
+    if args.tree:
+        servers.SOURCE = servers.export_tree(args.tree)
     results = run_configs([config])
     if args.json:
         print(json.dumps(results, indent=2))

@@ -20,6 +20,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
+# The tree the servers run from: this checkout, or an exported commit (run.py --tree REF), so a
+# measurement does not pick up half-written files of a shared working tree.
+SOURCE = REPO
 PYTHON = sys.executable
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -61,11 +64,13 @@ def base_env(db: str) -> dict[str, str]:
     env.update(
         {
             "DJANGO_SETTINGS_MODULE": "benchmarks.settings",
-            "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "example_project")]),
+            "PYTHONPATH": os.pathsep.join(
+                [str(SOURCE / "src"), str(SOURCE), str(SOURCE / "example_project")]
+            ),
+            "BENCH_SQLITE_PATH": str(RESULTS / "bench.sqlite3"),
             "BENCH_DB": db,
             "BENCH_REDIS_URL": REDIS_URL,
             "BENCH_PG_URL": f"postgres://postgres@127.0.0.1:5432/{PG_DB}",
-            "BENCH_SQLITE_PATH": str(RESULTS / "bench.sqlite3"),
             "OPENAI_API_KEY": "sk-bench-dummy",
             "PYTHONUNBUFFERED": "1",
         }
@@ -86,7 +91,7 @@ def start_openai(port: int, ttft: float, tps: float, content: str) -> subprocess
     cmd = (["taskset", "-c", "0"] if can_pin() else []) + args
     RESULTS.mkdir(parents=True, exist_ok=True)
     log = (RESULTS / "openai-server.log").open("ab")
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, cwd=SOURCE, stdout=log, stderr=subprocess.STDOUT)
     _wait_port(port, proc)
     return proc
 
@@ -108,7 +113,7 @@ def prepare_db(db: str) -> float:
         # The demo's knowledge base and services: a turn's lookups search real rows.
         subprocess.run(
             [PYTHON, "-m", "django", *command, "-v", "0"],
-            cwd=REPO,
+            cwd=SOURCE,
             env=base_env(db),
             check=True,
             stdout=subprocess.DEVNULL,
@@ -127,7 +132,7 @@ def make_visitors(db: str, count: int) -> tuple[str, list[str]]:
     """Create ``count`` anonymous visitors' Django sessions; returns (cookie name, keys)."""
     out = subprocess.run(
         [PYTHON, "-m", "benchmarks.visitors", str(count)],
-        cwd=REPO,
+        cwd=SOURCE,
         env=base_env(db),
         check=True,
         capture_output=True,
@@ -138,66 +143,146 @@ def make_visitors(db: str, count: int) -> tuple[str, list[str]]:
 
 @dataclass
 class Server:
+    """One or more ASGI worker processes, behind nginx when there are several."""
+
     kind: str
-    port: int
-    proc: subprocess.Popen[bytes]
-    workers: int = 1
-    command: list[str] = field(default_factory=list)
+    port: int  # where clients connect: the worker's, or nginx's
+    procs: list[subprocess.Popen[bytes]]
+    worker_ports: list[int]
+    proxy: subprocess.Popen[bytes] | None = None
+    commands: list[list[str]] = field(default_factory=list)
 
     @property
     def origin(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def pids(self) -> list[int]:
-        """The processes that serve: the server itself, or a supervisor's workers."""
-        if self.workers == 1:
-            return [self.proc.pid]
-        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
-        return [int(pid) for pid in children.split()]
+        return [proc.pid for proc in self.procs]
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
+        for proc in [*self.procs, *([self.proxy] if self.proxy else [])]:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in [*self.procs, *([self.proxy] if self.proxy else [])]:
             try:
-                self.proc.wait(15)
+                proc.wait(15)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+                proc.kill()
+                proc.wait(5)
 
 
-def start_server(
-    kind: str, db: str, openai_url: str, *, workers: int = 1, deflate: bool = False
-) -> Server:
-    """Start uvicorn or daphne on ``benchmarks.asgi:application``, on core 1 when possible."""
-    port = free_port()
+def _worker_command(kind: str, port: int, deflate: bool) -> list[str]:
     if kind == "uvicorn":
         args = [PYTHON, "-m", "uvicorn", "benchmarks.asgi:application"]
         args += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--lifespan", "off"]
         args += ["--log-level", "warning", "--timeout-graceful-shutdown", "5"]
         args += ["--ws-per-message-deflate", "true" if deflate else "false"]
         args += ["--ws-max-size", "65536", "--backlog", "4096"]
-        if workers > 1:
-            args += ["--workers", str(workers)]
-    elif kind == "daphne":
+        return args
+    if kind == "daphne":
         args = [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "-v", "0"]
-        args += ["--websocket_timeout", "-1", "benchmarks.asgi:application"]
-    else:
-        raise ValueError(kind)
-    cores = "1" if workers == 1 else "0,1"
-    cmd = (["taskset", "-c", cores] if can_pin() else []) + args
+        return [*args, "--websocket_timeout", "-1", "benchmarks.asgi:application"]
+    raise ValueError(kind)
+
+
+def start_server(
+    kind: str, db: str, openai_url: str, *, workers: int = 1, deflate: bool = False
+) -> Server:
+    """Start uvicorn or daphne on ``benchmarks.asgi:application``, the first worker on core 1.
+
+    Several workers are separate processes on their own ports behind nginx configured from
+    docs/deploy/nginx.conf (the second worker shares core 0 with the load generator).
+    """
     env = base_env(db)
     env["OPENAI_BASE_URL"] = openai_url
     log = (RESULTS / f"server-{kind}.log").open("ab")
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    server = Server(kind, port, proc, workers, cmd)
-    _wait_port(port, proc)
+    procs, ports, commands = [], [], []
+    for index in range(workers):
+        port = free_port()
+        cmd = _worker_command(kind, port, deflate)
+        if can_pin():
+            cmd = ["taskset", "-c", str(1 - index % 2), *cmd]
+        procs.append(
+            subprocess.Popen(cmd, cwd=SOURCE, env=env, stdout=log, stderr=subprocess.STDOUT)
+        )
+        ports.append(port)
+        commands.append(cmd)
+    proxy = None
+    port = ports[0]
+    if workers > 1:
+        port = free_port()
+        proxy = start_nginx(port, ports)
+    server = Server(kind, port, procs, ports, proxy, commands)
+    for proc, worker_port in zip(procs, ports, strict=True):
+        _wait_port(worker_port, proc)
     fetch_stats(server)  # the first request imports the whole site
     return server
 
 
+def nginx_config(listen: int, upstreams: list[int]) -> str:
+    """docs/deploy/nginx.conf turned into a loopback, plain-HTTP test configuration."""
+    site = (SOURCE / "docs" / "deploy" / "nginx.conf").read_text()
+    lines = []
+    skip_redirect = False
+    for line in site.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("server 127.0.0.1:"):
+            continue
+        if stripped.startswith("upstream sophie_asgi"):
+            lines.append(line)
+            lines += [f"    server 127.0.0.1:{p};" for p in upstreams]
+            continue
+        if stripped == "listen 80;":
+            skip_redirect = True  # the http -> https server block: dropped
+        if skip_redirect:
+            if stripped.startswith("return 301"):
+                skip_redirect = False
+                lines.pop()  # the block's "server {"
+                while lines and lines[-1].strip() != "server {":
+                    lines.pop()
+                lines.pop()
+                continue
+            lines.append(line)
+            continue
+        if stripped.startswith(("listen 443", "listen [::]:443", "ssl_certificate")):
+            if stripped.startswith("listen 443"):
+                lines.append(f"    listen 127.0.0.1:{listen};")
+            continue
+        lines.append(line.replace("/srv/example/staticfiles/", f"{SOURCE}/example_project/static/"))
+    body = "\n".join(lines)
+    body = body.replace("\n}\n\n}", "\n}")  # the emptied redirect block's closing brace
+    return (
+        f"pid {RESULTS}/nginx.pid;\nerror_log {RESULTS}/nginx-error.log;\n"
+        "events { worker_connections 4096; }\n"
+        f"http {{\n    access_log off;\n{body}\n}}\n"
+    )
+
+
+def start_nginx(listen: int, upstreams: list[int]) -> subprocess.Popen[bytes]:
+    conf = RESULTS / "nginx.conf"
+    conf.write_text(nginx_config(listen, upstreams))
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    subprocess.run([nginx, "-t", "-q", "-c", str(conf)], check=True)
+    cmd = [nginx, "-c", str(conf), "-g", "daemon off; worker_processes 1;"]
+    if can_pin():
+        cmd = ["taskset", "-c", "0", *cmd]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_port(listen, proc)
+    return proc
+
+
 def fetch_stats(server: Server) -> dict[str, Any]:
-    with urllib.request.urlopen(f"{server.origin}/__bench__/stats", timeout=10) as response:
-        return dict(json.load(response))
+    """The workers' /__bench__/stats, added up (each worker counts its own SQL)."""
+    total: dict[str, Any] = {"queries": {}, "sql_s": {}, "db_units": {}, "experiments": []}
+    for port in server.worker_ports:
+        url = f"http://127.0.0.1:{port}/__bench__/stats"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            stats = json.load(response)
+        for key in ("queries", "sql_s", "db_units"):
+            for name, value in stats[key].items():
+                total[key][name] = total[key].get(name, 0) + value
+        total["experiments"] = stats.get("experiments", [])
+    return total
 
 
 def proc_usage(pids: list[int]) -> dict[str, float]:
@@ -237,3 +322,18 @@ def stop_profiler(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(30)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+def export_tree(ref: str) -> Path:
+    """``git archive`` a commit into results/tree-<sha>/ and serve from it (read-only on git)."""
+    sha = subprocess.run(
+        ["git", "rev-parse", "--short", ref], cwd=REPO, check=True, capture_output=True, text=True
+    ).stdout.strip()
+    target = RESULTS / f"tree-{sha}"
+    if not target.exists():
+        target.mkdir(parents=True)
+        archive = subprocess.run(
+            ["git", "archive", "--format=tar", sha], cwd=REPO, check=True, capture_output=True
+        )
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return target
