@@ -24,6 +24,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from sophie_chat import protocol, ratelimit
+from sophie_chat.analytics import metrics
 from sophie_chat.conf import get_config
 from sophie_chat.conversation import service
 from sophie_chat.conversation.manager import ChatManager, LoggedOut, Owner, SessionEnded
@@ -59,6 +60,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         self.connected = False
+        self.counted = False  # in the active-connections gauge
         self.session_id: uuid.UUID | None = None
         self.ended: str | None = None  # "closed"/"expired" once the session is over
         self.group = ""
@@ -86,6 +88,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         else:
             self.owner, self.user = Owner(visitor_key=self.session_key), None
         self.connected = True
+        self.counted = True
+        metrics.connection_opened()
         await self._open_session()
 
     async def _open_session(self, notice: str | None = None) -> bool:
@@ -195,6 +199,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         self.connected = False
+        if getattr(self, "counted", False):
+            self.counted = False
+            metrics.connection_closed()
         if self.group:
             # Any answer still streaming goes on in its own task and now relays via the group.
             await self._layer(
