@@ -134,10 +134,10 @@ def bump_kb_version(sender: Any = None, **kwargs: Any) -> None:
 
 
 def connect_signals() -> None:
-    from sophie_chat.models import KnowledgeBaseEntry
-
-    post_save.connect(bump_kb_version, sender=KnowledgeBaseEntry, dispatch_uid="sophie_ai_kbv_s")
-    post_delete.connect(bump_kb_version, sender=KnowledgeBaseEntry, dispatch_uid="sophie_ai_kbv_d")
+    # A lazy sender reference: importing this module never needs the app registry.
+    entry = "sophie_chat.KnowledgeBaseEntry"
+    post_save.connect(bump_kb_version, sender=entry, dispatch_uid="sophie_ai_kbv_s")
+    post_delete.connect(bump_kb_version, sender=entry, dispatch_uid="sophie_ai_kbv_d")
 
 
 connect_signals()
