@@ -34,8 +34,19 @@ def can_pin() -> bool:
     return shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
 
 
+def stop_on_sigterm() -> None:
+    """Turn SIGTERM into KeyboardInterrupt, so the ``finally`` blocks stop the servers."""
+    import signal
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def pin_self(core: int = 0) -> None:
     """Keep the load generator (and what it starts unpinned) off the server's core."""
+    stop_on_sigterm()
     if can_pin():
         os.sched_setaffinity(0, {core})
 
