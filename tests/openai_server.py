@@ -367,9 +367,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ttft", type=float, default=0.0, help="seconds to first token")
     parser.add_argument("--tps", type=float, default=0.0, help="tokens per second (0 = max)")
     parser.add_argument("--content", default=DEFAULT_CONTENT, help='answer text, or "@echo"')
+    parser.add_argument("--tokens", type=int, default=0, help="answer with N words instead")
     args = parser.parse_args(argv)
     server = OpenAITestServer(args.host, args.port)
-    server.configure(ttft=args.ttft, tokens_per_second=args.tps, content=args.content)
+    content = " ".join(f"palavra{i}" for i in range(args.tokens)) if args.tokens else args.content
+    server.configure(ttft=args.ttft, tokens_per_second=args.tps, content=content)
     server.initial = copy.deepcopy(server.behaviour)
 
     async def run() -> None:
