@@ -17,7 +17,7 @@ from collections import Counter
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Field
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
@@ -87,6 +87,13 @@ def _upsert_sql(summed: list[str], greatest: list[str], assign: list[str]) -> st
     )
 
 
+def _prep(name: str, value: Any) -> Any:
+    # The value as the database driver wants it (UUIDs are 32 hex digits on SQLite, ...).
+    field = ChatAnalytics._meta.get_field(name)
+    assert isinstance(field, Field)
+    return field.get_db_prep_save(value, connection)
+
+
 def add_counts(
     session_id: Any, increments: dict[str, int], *, resolved: bool | None = None
 ) -> None:
@@ -100,12 +107,9 @@ def add_counts(
     greatest = ["max_response_ms"] if "max_response_ms" in increments else []
     assign = ["updated_at"] + (["resolved"] if resolved is not None else [])
     if connection.vendor in ("postgresql", "sqlite"):
-        fields = ChatAnalytics._meta
-        params: list[Any] = [fields.get_field("session").get_db_prep_save(session_id, connection)]
+        params: list[Any] = [_prep("session", session_id)]
         params += [increments.get(c, 0) for c in (*_SUMMED, "max_response_ms")]
-        params.append(fields.get_field("intents").get_db_prep_save({}, connection))
-        params.append(resolved)
-        params.append(fields.get_field("updated_at").get_db_prep_save(now, connection))
+        params += [_prep("intents", {}), resolved, _prep("updated_at", now)]
         with connection.cursor() as cursor:
             cursor.execute(_upsert_sql(summed, greatest, assign), params)
         return
