@@ -195,7 +195,7 @@ def render_text(report: dict[str, Any]) -> str:
     out += ["", "TOP TOPICS"]
     total = sum(item["count"] for item in cur["top_intents"]) or 1
     out += [
-        f"  {i}. {item['intent']:<20} {item['count']:>6,}  {item['count'] / total:>5.0%}"
+        f"  {i:>2}. {item['intent']:<20} {item['count']:>6,}  {item['count'] / total:>5.0%}"
         for i, item in enumerate(cur["top_intents"], start=1)
     ] or ["  (no messages)"]
     out += ["", "COMMON ISSUES (answered with a fallback, escalated, or rated 1-2)"]
