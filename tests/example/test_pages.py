@@ -9,6 +9,9 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+# What {% sophie_chat_widget %} renders in base.html: the chat's WebSocket address.
+WIDGET = 'data-ws-path="/ws/sophie-chat/"'
+
 PUBLIC_PAGES = [
     "/",
     "/categorias/",
@@ -39,6 +42,7 @@ def test_public_pages_render_with_the_site_chrome(who: str, market: dict[str, An
         assert response.status_code == 200, url
         html = response.content.decode()
         assert 'id="a11y-button"' in html, url
+        assert WIDGET in html, url
         assert '<html lang="pt-br">' in html, url
         assert "base.html" in [t.name for t in response.templates], url
 
@@ -156,6 +160,7 @@ def test_404_page_extends_the_site(market: dict[str, Any]) -> None:
         html = response.content.decode()
         assert "Não encontramos esta página" in html
         assert 'id="a11y-button"' in html
+        assert WIDGET in html
         assert 'action="/servicos/"' in html  # the search box
 
 
