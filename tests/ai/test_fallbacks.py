@@ -125,3 +125,10 @@ async def test_retries_stop_at_the_first_token_deadline(fast, settings, turn_fac
     assert out.reply.error == "server_error"
     assert 2 < len(fast.requests) < 15  # backed off 0.1, 0.2, 0.4 s... then gave up
     assert out.elapsed < 1.2
+
+
+async def test_a_broken_prompt_template_still_answers(fast, settings, turn_factory, run):
+    settings.CHAT_CONFIG = {**settings.CHAT_CONFIG, "PROMPT_TEMPLATE": "missing/template.txt"}
+    out = await run(turn_factory("Oi"))
+    assert (out.reply.source, out.reply.error, out.reply.degraded) == ("fallback", "other", True)
+    assert fast.requests == []

@@ -104,7 +104,6 @@ async def reply(turn: Turn) -> AsyncIterator[Delta | Reply]:
     ctx = await gather(turn)
     turn.extra["knowledge"], turn.extra["services"] = ctx.entries, ctx.services
     meta: dict[str, Any] = {"intent": intent, "knowledge": [e.get("slug") for e in ctx.entries]}
-    backend_cls = load_backend(cfg)
 
     def fallback(kind: str, prefix: str = "") -> tuple[str, Reply]:
         """The offline answer; ``kind`` "" for the deliberate offline mode (not degraded)."""
@@ -125,7 +124,21 @@ async def reply(turn: Turn) -> AsyncIterator[Delta | Reply]:
         )
         return extra, result
 
-    if getattr(backend_cls, "name", "") == OfflineBackend.name:
+    try:
+        backend_cls = load_backend(cfg)
+        offline = getattr(backend_cls, "name", "") == OfflineBackend.name
+        prompt = None if offline else build_prompt(turn, ctx.entries, ctx.services)
+    except Exception:
+        # A broken AI_BACKEND path or prompt template (the system checks flag both) must not
+        # cost the user an answer.
+        logger.exception("ai_setup_failed", session=turn.session_id)
+        text, result = fallback("other")
+        async for delta in _replay(text):
+            yield delta
+        yield result
+        return
+
+    if prompt is None:
         text, result = fallback("")
         async for delta in _replay(text):
             yield delta
@@ -141,7 +154,6 @@ async def reply(turn: Turn) -> AsyncIterator[Delta | Reply]:
         yield result
         return
 
-    prompt = build_prompt(turn, ctx.entries, ctx.services)
     model = str(cfg["OPENAI_MODEL"])
     cache_key = ""
     if cache.enabled():
