@@ -143,7 +143,11 @@ def test_admin_export_action(people: dict[str, Any], admin_client: Any) -> None:
 def test_admin_erase_action_confirms_first(people: dict[str, Any], admin_client: Any) -> None:
     url = "/admin/sophie_chat/chatsession/"
     selected = [str(people["ana_chat"].pk), str(people["visitor_chat"].pk)]
-    response = admin_client.post(url, {"action": "erase_owner_data", "_selected_action": selected})
+    response = admin_client.post(
+        url,
+        {"action": "erase_owner_data", "_selected_action": selected},
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
     assert response.status_code == 200
     assert "3 chat session(s) and 3 message(s)" in response.content.decode()
     assert ChatSession.objects.count() == 4

@@ -24,6 +24,7 @@ MESSAGES_CSV = "/chat/export/messages.csv"
 @pytest.fixture
 def staff_client(client: Client, user_factory: Callable[..., Any]) -> Client:
     client.force_login(user_factory(is_staff=True))
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
     return client
 
 
@@ -69,6 +70,13 @@ def test_dashboard_shows_the_figures(staff_client: Client, demo: dict[str, int])
     assert html.count("<svg") == 6
     assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert "https://" not in html
+
+
+def test_dashboard_speaks_portuguese(staff_client: Client) -> None:
+    html = staff_client.get(DASHBOARD, HTTP_ACCEPT_LANGUAGE="pt-br").content.decode()
+    assert 'lang="pt-br"' in html
+    assert "Taxa de acerto do cache" in html
+    assert "Principais perguntas sem resposta" in html
 
 
 def test_dashboard_filters_by_user_type_and_dates(
