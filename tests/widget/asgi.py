@@ -1,4 +1,7 @@
-"""The test project's ASGI application plus static files, for the browser tests' server."""
+"""The chat's ASGI application plus static files, for the browser tests' server subprocess.
+
+``DJANGO_SETTINGS_MODULE`` picks the site: the test project or the example marketplace.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,6 @@ django.setup()
 
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
-from tests.asgi import application as _chat_application  # noqa: E402
+from sophie_chat.routing import get_asgi_application  # noqa: E402
 
-application = ASGIStaticFilesHandler(_chat_application)
+application = ASGIStaticFilesHandler(get_asgi_application())

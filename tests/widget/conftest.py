@@ -95,7 +95,9 @@ class OpenAIProcess(Process):
 class ChatServer(Process):
     """uvicorn serving the test project (plus static files) on a private SQLite file."""
 
-    def __init__(self, port: int, env: dict[str, str], db: Path) -> None:
+    def __init__(
+        self, port: int, env: dict[str, str], db: Path, probe: str = "/widget-test/"
+    ) -> None:
         args = [
             sys.executable,
             "-m",
@@ -107,7 +109,7 @@ class ChatServer(Process):
             "--timeout-graceful-shutdown=1",
             "--log-level=warning",
         ]
-        super().__init__(args, port, env, "/widget-test/")
+        super().__init__(args, port, env, probe)
         self.db = db
 
     def url(self, path: str = "/widget-test/") -> str:
@@ -132,45 +134,64 @@ def openai_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenAIP
     server.stop()
 
 
-@pytest.fixture(scope="session")
-def chat_server(
-    tmp_path_factory: pytest.TempPathFactory, openai_process: OpenAIProcess
-) -> Iterator[ChatServer]:
-    db = tmp_path_factory.mktemp("widget") / "server.sqlite3"
+def server_env(
+    db: Path, settings: str, chat_config: dict[str, Any] | None = None
+) -> dict[str, str]:
     env = {
         **os.environ,
         # As pytest's pythonpath: the test settings also install the example marketplace app.
         "PYTHONPATH": os.pathsep.join(
             str(p) for p in (ROOT, ROOT / "src", ROOT / "example_project")
         ),
-        "DJANGO_SETTINGS_MODULE": "tests.widget.server_settings",
+        "DJANGO_SETTINGS_MODULE": settings,
         "SOPHIE_WIDGET_DB": str(db),
-        "SOPHIE_WIDGET_CHAT_CONFIG": json.dumps(
-            {
-                "AI_BACKEND": "sophie_chat.ai.openai.OpenAIBackend",
-                "OPENAI_API_KEY": "sk-test-not-a-key",
-                "OPENAI_BASE_URL": f"http://127.0.0.1:{openai_process.port}/v1",
-                "OPENAI_TIMEOUT": 8.0,
-                "RATE_LIMIT": "1000/m",
-                "CACHE_TTL": 0,
-                "SUPPORT_CONTACT": {
-                    "email": "suporte@example.com",
-                    "phone": "+55 11 4000-1234",
-                    "whatsapp": "+55 11 99876-5432",
-                    "hours": "Seg a sex, 8h às 18h",
-                },
-            }
-        ),
+        "SOPHIE_WIDGET_CHAT_CONFIG": json.dumps(chat_config or {}),
     }
     for name in ("DATABASE_URL", "REDIS_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
         env.pop(name, None)
-    subprocess.run(
-        [sys.executable, "-m", "django", "migrate", "--noinput", "-v0"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-    )
+    return env
+
+
+def manage(env: dict[str, str], *args: str) -> None:
+    subprocess.run([sys.executable, "-m", "django", *args], cwd=ROOT, env=env, check=True)
+
+
+@pytest.fixture(scope="session")
+def chat_server(
+    tmp_path_factory: pytest.TempPathFactory, openai_process: OpenAIProcess
+) -> Iterator[ChatServer]:
+    """The test project, answering through the loopback OpenAI server (slow, visible streams)."""
+    db = tmp_path_factory.mktemp("widget") / "server.sqlite3"
+    config = {
+        "AI_BACKEND": "sophie_chat.ai.openai.OpenAIBackend",
+        "OPENAI_API_KEY": "sk-test-not-a-key",
+        "OPENAI_BASE_URL": f"http://127.0.0.1:{openai_process.port}/v1",
+        "OPENAI_TIMEOUT": 8.0,
+        "RATE_LIMIT": "1000/m",
+        "CACHE_TTL": 0,
+        "SUPPORT_CONTACT": {
+            "email": "suporte@example.com",
+            "phone": "+55 11 4000-1234",
+            "whatsapp": "+55 11 99876-5432",
+            "hours": "Seg a sex, 8h às 18h",
+        },
+    }
+    env = server_env(db, "tests.widget.server_settings", config)
+    manage(env, "migrate", "--noinput", "-v0")
     server = ChatServer(free_port(), env, db)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def example_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatServer]:
+    """The example marketplace with its demo data, answering offline from its knowledge base."""
+    db = tmp_path_factory.mktemp("example") / "server.sqlite3"
+    env = server_env(db, "tests.widget.example_settings")
+    manage(env, "migrate", "--noinput", "-v0")
+    manage(env, "load_demo")
+    server = ChatServer(free_port(), env, db, probe="/")
     server.start()
     yield server
     server.stop()

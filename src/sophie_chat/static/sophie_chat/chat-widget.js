@@ -11,6 +11,11 @@ const ANIMATION_MS = 200;
 // Errors after which the message will never be accepted as it is.
 const REFUSED = new Set(["too_long", "invalid", "frame_too_large", "forbidden", "not_found"]);
 
+/** The page's HTTP status as the browser saw it (Chromium and Firefox; 0 where unknown). */
+function navigationStatus() {
+  return performance.getEntriesByType?.("navigation")[0]?.responseStatus || 0;
+}
+
 export class ChatWidget {
   /** @param {HTMLElement} host  @param {object} config  @param {Function} t  translator */
   constructor(host, config, t) {
@@ -151,7 +156,8 @@ export class ChatWidget {
 
   pageInfo() {
     if (this.pageOverride) return this.pageOverride;
-    const status = this.config.status || Number(document.documentElement.dataset.status) || 200;
+    const status =
+      this.config.status || Number(document.documentElement.dataset.status) || navigationStatus() || 200;
     const url = location.href.split("#")[0];
     return { url, title: document.title, referrer: document.referrer, status };
   }

@@ -186,6 +186,16 @@ export class ChatWindow {
     if (stick) this.list.scrollTop = this.list.scrollHeight;
   }
 
+  /** Like keepScroll for a growing answer, but never past its first line: a long answer is
+   *  read from the top. */
+  follow(el, change) {
+    const stick = this.nearBottom();
+    change();
+    if (!stick) return;
+    const bottom = this.list.scrollHeight - this.list.clientHeight;
+    this.list.scrollTop = Math.min(bottom, Math.max(0, el.offsetTop - 8));
+  }
+
   setTyping(on) {
     this.keepScroll(() => (this.typing.hidden = !on));
   }

@@ -175,13 +175,13 @@ export class Conversation {
       this.win.keepScroll(() => this.place(msg));
     }
     this.win.setTyping(false);
-    this.win.keepScroll(() => msg.appendDelta(frame.index, frame.text));
+    this.win.follow(msg.el, () => msg.appendDelta(frame.index, frame.text));
   }
 
   on_assistant_done(frame) {
     const existing = this.bySeq.get(frame.seq);
     const data = { ...frame, sender: "assistant", created_at: frame.created_at };
-    if (existing) this.win.keepScroll(() => existing.finish(data));
+    if (existing) this.win.follow(existing.el, () => existing.finish(data));
     else this.merge({ ...data, status: frame.status || "complete" });
     this.seen(frame.seq);
     this.streaming = null;

@@ -1,0 +1,81 @@
+"""The widget on the example marketplace, as a site installs it: roles, pages, error pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.widget.conftest import ChatServer, shot
+from tests.widget.test_browser_chat import answers, ask, open_chat, record_frames
+from tests.widget.test_browser_layout import axe_violations, box, overlaps
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def visitor(browser: Any) -> Any:
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 800}, locale="pt-BR", timezone_id="America/Sao_Paulo"
+    )
+    context.set_default_timeout(10_000)
+    yield context
+    context.close()
+
+
+def log_in(page: Any, server: ChatServer, username: str, password: str) -> None:
+    page.goto(server.url("/entrar/"))
+    page.locator("input[name=username]").fill(username)
+    page.locator("input[name=password]").fill(password)
+    page.locator("input[name=password]").press("Enter")
+    page.wait_for_url(lambda url: "/entrar/" not in url)
+
+
+@pytest.mark.parametrize(
+    ("username", "expected"),
+    [
+        ("cliente", "Cancelamento e reembolso"),
+        ("prestador", "Posso cancelar um serviço confirmado?"),
+    ],
+)
+def test_the_same_question_gets_the_answer_for_the_users_role(
+    visitor: Any, example_server: ChatServer, username: str, expected: str
+) -> None:
+    page = visitor.new_page()
+    log_in(page, example_server, username, f"{username}123")
+    open_chat(page)
+    ask(page, "Como cancelar?")
+    expect(answers(page)).to_have_count(1)
+    expect(answers(page)).to_contain_text(expected)
+    rows = example_server.query(
+        "SELECT s.user_type FROM sophie_chat_chatsession s JOIN auth_user u ON u.id = s.user_id"
+        " WHERE u.username = ?",
+        username,
+    )
+    assert rows == [("client" if username == "cliente" else "provider",)]
+
+
+def test_marketplace_pages_conversation_follows_and_404_is_reported(
+    visitor: Any, example_server: ChatServer
+) -> None:
+    page = visitor.new_page()
+    sent = record_frames(page)
+    page.goto(example_server.url("/"))
+    a11y = box(page.locator("#a11y-button"))
+    assert not overlaps(box(page.locator(".sc-launcher")), a11y)
+    open_chat(page)
+    assert not overlaps(box(page.get_by_role("dialog")), a11y)
+    ask(page, "Quais formas de pagamento vocês aceitam?")
+    expect(answers(page)).to_have_count(1)
+    shot(page, "marketplace")
+    assert axe_violations(page) == []
+
+    page.goto(example_server.url("/pagina-que-nao-existe/"))
+    expect(page.get_by_role("dialog")).to_be_visible()  # still open on the next page
+    expect(page.locator(".sc-items .sc-msg")).to_have_count(2)
+    page.wait_for_timeout(300)
+    last_page = [f for f in sent if f["type"] == "page"][-1]
+    assert last_page["url"].endswith("/pagina-que-nao-existe/")
+    # The example's 404 page says nothing: the browser's navigation timing tells the widget.
+    assert last_page["status"] == 404
