@@ -205,3 +205,8 @@ def test_active_sessions_gauge(client: Client, settings: Any, chat_session_facto
     chat_session_factory(status=ChatSession.Status.CLOSED)
     body = client.get("/chat/metrics/", HTTP_AUTHORIZATION="Bearer t").content.decode()
     assert re.search(r"^sophie_chat_active_sessions 1\.0$", body, re.M)
+
+
+def test_admin_sessions_list_links_to_the_dashboard(admin_client: Client) -> None:
+    html = admin_client.get("/admin/sophie_chat/chatsession/").content.decode()
+    assert f'href="{DASHBOARD}"' in html
