@@ -91,3 +91,13 @@ def test_command_errors(settings: Any) -> None:
         call_command("sophie_chat_weekly_report", "--email")
     with pytest.raises(CommandError, match="not a date"):
         call_command("sophie_chat_weekly_report", "--week-ending", "yesterday")
+
+
+def test_demo_option_saves_nothing() -> None:
+    from sophie_chat.models import ChatSession
+
+    out = StringIO()
+    call_command("sophie_chat_weekly_report", "--demo", stdout=out)
+    assert "TOP TOPICS" in out.getvalue()
+    assert "hire_service" in out.getvalue()
+    assert ChatSession.objects.count() == 0

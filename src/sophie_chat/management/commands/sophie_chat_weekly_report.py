@@ -8,9 +8,11 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import mail_managers
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
 from django.utils import timezone
 
 from sophie_chat.analytics import report
+from sophie_chat.analytics.demo import build_demo_chats
 from sophie_chat.models import UserType
 
 
@@ -44,10 +46,23 @@ class Command(BaseCommand):
         parser.add_argument(
             "--email", action="store_true", help="E-mail the report to settings.MANAGERS."
         )
+        parser.add_argument(
+            "--demo",
+            action="store_true",
+            help="Report on generated demo chats instead, in a transaction that is rolled back "
+            "(nothing is saved).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         week_ending = options["week_ending"] or timezone.localdate() - dt.timedelta(days=1)
-        data = report.weekly(week_ending, options["user_type"])
+        if options["demo"]:
+            with transaction.atomic():
+                # Two weeks of chats ending now, reported, then thrown away.
+                build_demo_chats(sessions=400, messages_per_session=10, days=14)
+                data = report.weekly(week_ending, options["user_type"])
+                transaction.set_rollback(True)
+        else:
+            data = report.weekly(week_ending, options["user_type"])
         text = report.render(data, options["format"])
         if options["email"]:
             if not settings.MANAGERS:
