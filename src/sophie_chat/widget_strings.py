@@ -40,6 +40,7 @@ def interface_strings(name: str) -> dict[str, str]:
         "tryNow": _("Try now"),
         "sending": _("Sending…"),
         "queued": _("Waiting for the connection to send."),
+        "held": _("Will be sent shortly."),
         "notSent": _("Not sent."),
         "expired": _("Your previous conversation expired, so this is a new one."),
         "ended": _("This conversation has ended."),

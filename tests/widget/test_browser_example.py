@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -79,3 +80,29 @@ def test_marketplace_pages_conversation_follows_and_404_is_reported(
     assert last_page["url"].endswith("/pagina-que-nao-existe/")
     # The example's 404 page says nothing: the browser's navigation timing tells the widget.
     assert last_page["status"] == 404
+
+
+def test_sending_too_fast_shows_a_countdown_and_holds_the_message(
+    visitor: Any, example_server: ChatServer
+) -> None:
+    # Last in this module: it spends the per-user quota (10 a minute) of its own user.
+    page = visitor.new_page()
+    log_in(page, example_server, "admin", "admin123")
+    open_chat(page)
+    page.evaluate("for (let i = 0; i < 11; i++) SophieChat.send(`mensagem ${i}`)")
+    notice = page.locator(".sc-notice")
+    expect(notice).to_have_text(re.compile(r"^Você está enviando mensagens rápido demais\. Tente"))
+    first = int(re.findall(r"\d+", notice.text_content() or "")[0])
+    page.wait_for_timeout(2100)
+    assert int(re.findall(r"\d+", notice.text_content() or "")[0]) < first  # it counts down
+    held = page.locator(".sc-items .sc-user").last
+    expect(held.locator(".sc-body")).to_have_text("mensagem 10")
+    expect(held.locator(".sc-state")).to_have_text("Será enviada em instantes.")
+    outbox = page.evaluate("JSON.parse(sessionStorage['sophie-chat:v1']).outbox")
+    assert [frame["text"] for frame in outbox] == ["mensagem 10"]
+    stored = example_server.query(
+        "SELECT COUNT(*) FROM sophie_chat_chatmessage m JOIN sophie_chat_chatsession s"
+        " ON s.id = m.session_id JOIN auth_user u ON u.id = s.user_id"
+        " WHERE u.username = 'admin' AND m.sender = 'user'"
+    )
+    assert stored == [(10,)]

@@ -248,7 +248,7 @@ export class ChatWidget {
     if (code === "rate_limited") {
       const until = Date.now() + (frame.retry_after || 10) * 1000;
       this.conn.hold(frame.retry_after || 10);
-      msg?.setPending("queued");
+      msg?.setPending("held");
       clearInterval(this.rateTimer);
       const tick = () => {
         const seconds = Math.ceil((until - Date.now()) / 1000);
@@ -263,7 +263,7 @@ export class ChatWidget {
       this.conn.settle(msg.id);
       msg.setPending("failed");
     } else if (msg && (code === "unavailable" || code === "busy")) {
-      msg.setPending("queued");
+      msg.setPending("held");
       this.busy = code === "busy";
       this.conn.hold(frame.retry_after || 3);
     }
