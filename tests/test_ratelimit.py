@@ -196,6 +196,7 @@ async def test_burst_of_15_from_three_sockets_accepts_exactly_10(
                     break
             if frame["type"] == "ack":
                 acked += 1
+                last_acked = id
             else:
                 assert frame["code"] == "rate_limited"
                 assert 1 <= frame["retry_after"] <= 60
@@ -205,3 +206,7 @@ async def test_burst_of_15_from_three_sockets_accepts_exactly_10(
         lambda: ChatMessage.objects.filter(sender="user").count()
     )()
     assert stored == 10  # refused messages are not stored
+    # A resend of a stored message while limited (a reconnecting widget's outbox) is acked.
+    fresh = await chat(user=user)
+    await fresh.message("rápido", id=last_acked)
+    assert (await fresh.until("ack", id=last_acked))["type"] == "ack"

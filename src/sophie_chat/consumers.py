@@ -276,6 +276,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send_error(ErrorCode.UNAVAILABLE, id=frame.id)
             return
         if not decision.allowed:
+            # A resend of a stored message (the widget's outbox after a reconnect) is not a new
+            # message: acknowledge it instead of refusing it. One query, on this path only.
+            seq = None
+            with suppress(*_AVAILABILITY_ERRORS):
+                seq = await ChatManager.stored_seq(self.owner, self.session_id, frame.id)
+            if seq is not None:
+                await self.send_frame(protocol.ack_frame(frame.id, seq))
+                return
             await self.send_error(
                 ErrorCode.RATE_LIMITED, retry_after=decision.retry_after, id=frame.id
             )

@@ -362,6 +362,17 @@ class ChatManager:
 
     @staticmethod
     @database_sync_to_async
+    def stored_seq(owner: Owner, session_id: uuid.UUID, client_id: str) -> int | None:
+        """The seq of the owner's message with this client id, if it is stored."""
+        return (
+            _owned(owner, session_id)
+            .filter(client_id=uuid.UUID(client_id))
+            .values_list("seq", flat=True)
+            .first()
+        )
+
+    @staticmethod
+    @database_sync_to_async
     def get(owner: Owner, session_id: uuid.UUID) -> ChatSession | None:
         return ChatSession.objects.filter(owner.q(), pk=session_id).first()
 
