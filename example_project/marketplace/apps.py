@@ -8,3 +8,15 @@ class MarketplaceConfig(AppConfig):
     name = "marketplace"
     verbose_name = _("Marketplace")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from django.db.models.signals import post_delete, post_save
+
+        from marketplace import knowledge
+        from marketplace.models import Service
+
+        # Sophie quotes what the catalogue says: a service's knowledge entries follow its edits.
+        post_save.connect(knowledge.on_service_saved, sender=Service, dispatch_uid="mkt_kb_save")
+        post_delete.connect(
+            knowledge.on_service_deleted, sender=Service, dispatch_uid="mkt_kb_delete"
+        )

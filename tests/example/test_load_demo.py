@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -157,3 +158,21 @@ def test_knowledge_links_lead_to_real_pages() -> None:
             path = link.split("#")[0]
             match = resolve(path)
             assert match.func.__name__ != "not_found", (entry["slug"], link)
+
+
+def test_service_edits_reach_its_knowledge_entries(market: dict[str, Any]) -> None:
+    from sophie_chat.models import KnowledgeBaseEntry
+
+    service = market["diarista"]
+    entries = KnowledgeBaseEntry.objects.filter(slug="servico-diarista-residencial")
+    assert entries.count() == 2
+    # A price changed in the admin is the price Sophie quotes.
+    service.price = Decimal("195.00")
+    service.available = False
+    service.save()
+    pt = entries.get(language="pt-br")
+    assert "R$ 195,00 por diária" in pt.content
+    assert "Sem agenda" in pt.content
+    assert "R$ 195,00 per day" in entries.get(language="en").content
+    service.delete()
+    assert not entries.exists()

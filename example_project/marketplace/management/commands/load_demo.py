@@ -12,34 +12,18 @@ from pathlib import Path
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.contenttypes.models import ContentType
 from django.core.management import call_command, get_commands
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
-from marketplace import demo_data
-from marketplace.models import Booking, Category, Profile, Service, format_brl
+from marketplace import demo_data, knowledge
+from marketplace.models import Booking, Category, Profile, Service
 from sophie_chat.models import KnowledgeBaseEntry
 
 KB_COMMAND = "sophie_chat_load_kb"
 # example_project/knowledge/, next to the app (this file is marketplace/management/commands/).
 KNOWLEDGE_DIR = Path(__file__).resolve().parents[3] / "knowledge"
-
-_UNITS = {
-    "pt-br": {
-        "hora": "por hora",
-        "diaria": "por diária",
-        "visita": "por visita",
-        "projeto": "por projeto",
-    },
-    "en": {
-        "hora": "per hour",
-        "diaria": "per day",
-        "visita": "per visit",
-        "projeto": "per project",
-    },
-}
 
 
 class Command(BaseCommand):
@@ -61,8 +45,8 @@ class Command(BaseCommand):
             services = self._services(categories, users)
             self._bookings(users["cliente"], services)
         kb_files = self._knowledge_files(Path(options["knowledge_dir"]))
-        with transaction.atomic():
-            generated = self._service_entries(services)
+        # Saving each service above also wrote its knowledge entries (marketplace.knowledge).
+        generated = len(services) * len(knowledge.LANGUAGES)
         self._summary(generated, kb_files)
 
     # --- marketplace data ---------------------------------------------------------------------
@@ -148,76 +132,6 @@ class Command(BaseCommand):
             )
             return 0
         return len(files)
-
-    def _service_entries(self, services: list[Service]) -> int:
-        """One knowledge entry per service and language, linked to the service."""
-        content_type = ContentType.objects.get_for_model(Service)
-        english = {row["slug"]: row for row in demo_data.SERVICES}
-        count = 0
-        for service in services:
-            row = english[service.slug]
-            for language in ("pt-br", "en"):
-                KnowledgeBaseEntry.objects.update_or_create(
-                    slug=f"servico-{service.slug}",
-                    language=language,
-                    defaults={
-                        "category": KnowledgeBaseEntry.Category.SERVICE,
-                        "title": self._title(service, row, language),
-                        "content": self._content(service, row, language),
-                        "keywords": self._keywords(service, row, language),
-                        "audience": "",
-                        "url": service.get_absolute_url(),
-                        "url_pattern": "",
-                        "content_type": content_type,
-                        "object_id": str(service.pk),
-                        "is_active": True,
-                    },
-                )
-                count += 1
-        return count
-
-    @staticmethod
-    def _keywords(service: Service, row: dict[str, Any], language: str) -> str:
-        # Price words too: "quanto custa uma diarista?" must find the service, not only the
-        # general entry about how prices work.
-        price_words = "price, cost, how much" if language == "en" else "preço, valor, quanto custa"
-        return f"{row['tags']}, {service.category.name}, {service.city}, {price_words}"
-
-    @staticmethod
-    def _title(service: Service, row: dict[str, Any], language: str) -> str:
-        if language == "en":
-            return f"{row['title_en']} ({service.city})"
-        return f"{service.title} ({service.city})"
-
-    @staticmethod
-    def _content(service: Service, row: dict[str, Any], language: str) -> str:
-        price = f"{format_brl(service.price)} {_UNITS[language][service.price_unit]}"
-        provider = service.provider.display_name
-        url = service.get_absolute_url()
-        if language == "en":
-            status = (
-                f"- Availability: {service.availability}"
-                if service.available
-                else "- Not taking bookings right now"
-            )
-            return (
-                f"**{row['title_en']}** by {provider} in {service.city}, rated "
-                f"{service.rating}/5.\n\n- Price: {price}\n{status}\n\n"
-                f"{row['description_en']}\n\nTo book, open the service page, pick a date and "
-                f"click **Book** (in Portuguese, **Contratar**): [see the service]({url})."
-            )
-        status = (
-            f"- Disponibilidade: {service.availability}"
-            if service.available
-            else "- Sem agenda para novas contratações no momento"
-        )
-        rating = str(service.rating).replace(".", ",")
-        return (
-            f"**{service.title}** com {provider} em {service.city}, avaliação {rating}/5.\n\n"
-            f"- Preço: {price}\n{status}\n\n{service.description}\n\n"
-            f"Para contratar, abra a página do serviço, escolha a data e clique em "
-            f"**Contratar**: [ver o serviço]({url})."
-        )
 
     def _summary(self, generated: int, kb_files: int) -> None:
         by_language = {
