@@ -112,3 +112,12 @@ def test_editing_an_entry_updates_its_search_text(
     )
     assert response.status_code == 302, response.content.decode()[:2000]
     assert KnowledgeBase().search("grafiteiro")[0].entry.pk == entry.pk
+
+
+@pytest.mark.urls("tests.urls")
+def test_registered_on_the_default_admin_site(
+    marketplace_kb: LoadReport, staff_client: Client
+) -> None:
+    response = staff_client.get(TEST_PAGE, {"q": "esqueci a senha", "language": "pt-br"})
+    assert response.status_code == 200
+    assert response.context["rows"][0]["result"].entry.slug == "recuperar-senha"

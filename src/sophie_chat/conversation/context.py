@@ -171,7 +171,8 @@ def get_navigation_context(page: dict[str, Any] | None) -> dict[str, Any]:
         error = {404: "not_found", 410: "not_found", 403: "forbidden", 401: "forbidden"}.get(
             status, "server_error" if status >= 500 else "client_error"
         )
-    title = page.get("title") if isinstance(page.get("title"), str) else ""
+    raw_title = page.get("title")
+    title = raw_title if isinstance(raw_title, str) else ""
     return {
         "url": _path_of(page.get("url")),
         "title": " ".join(title.split())[:200],

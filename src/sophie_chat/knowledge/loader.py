@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,7 @@ class LoadReport:
     dry_run: bool = False
 
 
-def expand_paths(paths: list[str | Path]) -> list[Path]:
+def expand_paths(paths: Sequence[str | Path]) -> list[Path]:
     """Files named, plus the YAML/JSON files of directories named (recursively, sorted)."""
     files: list[Path] = []
     for raw in paths:
@@ -173,7 +174,7 @@ def validate(item: Any, where: str, default_language: str) -> tuple[dict[str, An
     return values, errors
 
 
-def collect(paths: list[str | Path]) -> list[dict[str, Any]]:
+def collect(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
     """Read and validate every entry of ``paths``; raise :class:`LoadError` listing problems."""
     default_language = str(get_config()["DEFAULT_LANGUAGE"]).lower()
     errors: list[str] = []
@@ -217,7 +218,7 @@ def _differs(entry: KnowledgeBaseEntry, values: dict[str, Any]) -> bool:
 
 
 def load(
-    paths: list[str | Path], *, deactivate_missing: bool = False, dry_run: bool = False
+    paths: Sequence[str | Path], *, deactivate_missing: bool = False, dry_run: bool = False
 ) -> LoadReport:
     """Create or update entries (by slug and language) from files, in one transaction.
 

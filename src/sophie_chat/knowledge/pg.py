@@ -113,7 +113,8 @@ def search(
         return []
     rare = [t for t in terms if df[t] <= max(COMMON_SHARE * total, CANDIDATES)] or terms
     idf = {t: math.log(1 + (total - df[t] + 0.5) / (df[t] + 0.5)) for t in terms}
-    filters, filter_params = ["TRUE"], []
+    filters: list[str] = ["TRUE"]
+    filter_params: list[Any] = []
     if categories is not None:
         filters.append("category = ANY(%s)")
         filter_params.append(sorted(categories))
