@@ -54,7 +54,7 @@ export class ChatWidget {
       onStop: () => this.conn.send({ type: "stop" }),
       onMinimize: () => this.close(),
       onEnd: () => this.end(),
-      onRate: (score, comment) => this.conn.send({ type: "rating", score, ...(comment ? { comment } : {}) }),
+      onRate: (score, comment) => this.control({ type: "rating", score, ...(comment ? { comment } : {}) }),
       onRestart: () => this.restart(),
       onOlder: () => this.conversation.older(),
       onRetry: () => this.conn.retryNow(),
@@ -163,11 +163,16 @@ export class ChatWidget {
   }
 
   end() {
-    if (!this.conn.send({ type: "close" })) {
-      this.win.showNotice(this.t("retrying"));
-      return;
-    }
+    this.control({ type: "close" });
     this.ended = true;
+  }
+
+  /** Send a close or rating frame now, or as soon as the connection is back. */
+  control(frame) {
+    if (this.conn.send(frame)) return;
+    this.later = [...(this.later || []).filter((f) => f.type !== frame.type), frame];
+    this.win.showNotice(this.t("retrying"));
+    this.conn.retryNow();
   }
 
   restart() {
@@ -179,6 +184,9 @@ export class ChatWidget {
 
   sessionReady() {
     this.conn.send({ type: "page", ...this.pageInfo() });
+    for (const frame of this.later || []) this.conn.send(frame);
+    if (this.later?.length) this.win.showNotice("");
+    this.later = [];
     this.conn.flush();
     for (const frame of this.conn.outbox) this.conversation.byId.get(frame.id)?.setPending("sending");
     if (this.isOpen) this.markRead();
