@@ -204,3 +204,37 @@ def test_closing_stores_intent_counts(chat_session_factory: Callable[..., Any]) 
     row = ChatAnalytics.objects.get(session=session)
     assert row.intents == {"pricing": 2, "cancel": 1}
     assert row.resolved is True
+
+
+def test_a_failing_receiver_does_not_break_the_turn_or_the_email(
+    chat_session_factory: Callable[..., Any],
+    django_capture_on_commit_callbacks: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    settings: Any,
+) -> None:
+    settings.CHAT_CONFIG = {**settings.CHAT_CONFIG, "NOTIFY_STAFF_ON_ESCALATION": True}
+    background: list[Any] = []
+    monkeypatch.setattr(notify, "run_in_background", background.append)
+
+    def broken(**kwargs: Any) -> None:
+        raise RuntimeError("ticket system down")
+
+    escalated.connect(broken)
+    try:
+        session = chat_session_factory()
+        meta = {**AI_TURN, "escalation": {"reason": "complaint", "contacts": {}}}
+        with django_capture_on_commit_callbacks(execute=True):
+            recorder.record_turn(session.pk, reply_meta=meta, user_intent="complaint")
+    finally:
+        escalated.disconnect(broken)
+    assert ChatSession.objects.get(pk=session.pk).escalated is True
+    assert len(background) == 1
+
+
+def test_broken_alert_settings_do_not_break_the_turn(
+    chat_session_factory: Callable[..., Any], settings: Any
+) -> None:
+    settings.CHAT_CONFIG = {**settings.CHAT_CONFIG, "ALERT_WINDOW": "five minutes"}
+    session = chat_session_factory()
+    recorder.record_turn(session.pk, reply_meta=AI_TURN, user_intent="pricing")
+    assert ChatAnalytics.objects.get(session=session).ai_answers == 1

@@ -35,7 +35,18 @@ run_in_background: Callable[[Callable[[], None]], None] = _in_thread
 def after_escalation(session_id: str, escalation: dict[str, Any]) -> None:
     """Send the signal, then hand the staff e-mail to a background thread when configured."""
     reason = str(escalation.get("reason") or "")
-    escalated.send(sender=ChatSession, session_id=session_id, reason=reason, escalation=escalation)
+    # send_robust: one broken receiver must not stop the others, nor the staff e-mail.
+    responses = escalated.send_robust(
+        sender=ChatSession, session_id=session_id, reason=reason, escalation=escalation
+    )
+    for receiver, result in responses:
+        if isinstance(result, Exception):
+            logger.error(
+                "escalation_receiver_failed",
+                session=session_id,
+                receiver=getattr(receiver, "__qualname__", repr(receiver)),
+                exc_class=type(result).__name__,
+            )
     if get_config()["NOTIFY_STAFF_ON_ESCALATION"]:
         run_in_background(lambda: _send_safely(session_id, reason))
 

@@ -141,6 +141,24 @@ def record_turn(session_id: Any, *, reply_meta: dict[str, Any], user_intent: str
         turn_increments(reply_meta),
         resolved=False if escalation else None,
     )
+    reason = str(escalation.get("reason") or "") if escalation else ""
+    if escalation:
+        ChatSession.objects.filter(pk=session_id, escalated=False).update(
+            escalated=True, escalation_reason=reason[:64]
+        )
+        logger.info("escalation", session=str(session_id), reason=reason, intent=user_intent)
+        from sophie_chat.analytics.notify import after_escalation
+
+        # robust: a failing signal receiver or mail server must not fail the stored turn.
+        transaction.on_commit(lambda: after_escalation(str(session_id), escalation), robust=True)
+    try:
+        _observe(reply_meta, reason)
+    except Exception:
+        # Metrics and alarms are a side show: the turn is stored whatever happens here.
+        logger.exception("analytics_observe_failed", session=str(session_id))
+
+
+def _observe(reply_meta: dict[str, Any], escalation_reason: str) -> None:
     source = str(reply_meta.get("source") or "")
     error = str(reply_meta.get("error") or "")
     metrics.observe_turn(
@@ -152,16 +170,8 @@ def record_turn(session_id: Any, *, reply_meta: dict[str, Any], user_intent: str
     if error or source == "ai":
         metrics.observe_ai_call(ok=not error, kind=error)
         alerts.record_ai_call(ok=not error, kind=error)
-    if escalation:
-        reason = str(escalation.get("reason") or "")
-        ChatSession.objects.filter(pk=session_id, escalated=False).update(
-            escalated=True, escalation_reason=reason[:64]
-        )
-        metrics.observe_escalation(reason)
-        logger.info("escalation", session=str(session_id), reason=reason, intent=user_intent)
-        from sophie_chat.analytics.notify import after_escalation
-
-        transaction.on_commit(lambda: after_escalation(str(session_id), escalation))
+    if escalation_reason:
+        metrics.observe_escalation(escalation_reason)
 
 
 def record_rate_limited(session_id: Any) -> None:
