@@ -95,8 +95,8 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
         and header.startswith("Bearer ")
         and hmac.compare_digest(header[7:].strip().encode(), str(token).encode())
     )
-    user = request.user
-    if not (bearer_ok or (user.is_active and user.is_staff)):
+    user = getattr(request, "user", None)  # a scrape may skip the auth middleware's paths
+    if not (bearer_ok or (user is not None and user.is_active and user.is_staff)):
         response = HttpResponse("Unauthorized\n", status=401, content_type="text/plain")
         response["WWW-Authenticate"] = 'Bearer realm="sophie-chat-metrics"'
         return response
