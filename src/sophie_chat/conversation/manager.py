@@ -38,9 +38,9 @@ def _hook(name: str, *args: Any) -> None:
         function(*args)
 
 
-ACTIVE = ChatSession.Status.ACTIVE
-CLOSED = ChatSession.Status.CLOSED
-EXPIRED = ChatSession.Status.EXPIRED
+# Plain strings (the TextChoices members' values), usable in raw SQL and typed as str.
+ACTIVE, CLOSED, EXPIRED = "active", "closed", "expired"
+USER, ASSISTANT, SYSTEM = "user", "assistant", "system"
 MAX_RESUME_MESSAGES = 1000
 
 
@@ -106,7 +106,7 @@ def message_dict(message: ChatMessage) -> dict[str, Any]:
         "id": str(message.client_id) if message.client_id else None,
         "sender": message.sender,
         "text": message.content,
-        "html": meta.get("html") if message.sender == ChatMessage.Sender.ASSISTANT else None,
+        "html": meta.get("html") if message.sender == ASSISTANT else None,
         "created_at": message.created_at.isoformat(),
         "status": meta.get("status", "complete"),
     }
@@ -176,7 +176,7 @@ def open_session_sync(
         )
     stale = now - timedelta(seconds=2 * float(config["OPENAI_TIMEOUT"]))
     ChatMessage.objects.filter(
-        session=session, sender=ChatMessage.Sender.ASSISTANT, metadata__status="streaming"
+        session=session, sender=ASSISTANT, metadata__status="streaming"
     ).filter(created_at__lt=stale).update(metadata={"status": "incomplete"})
     messages: list[dict[str, Any]] = []
     has_more = False
@@ -235,7 +235,7 @@ def store_user_message_sync(
         params.append(_prep("context", context))
     params += [
         _prep("id", session_id),
-        ACTIVE.value,
+        ACTIVE,
         _prep("last_activity_at", cutoff),
         owner.user_id,
         # A user's session must never match through the visitor branch of the condition.
@@ -254,7 +254,7 @@ def store_user_message_sync(
                     ChatMessage(
                         session_id=session_id,
                         seq=last_seq - 1,
-                        sender=ChatMessage.Sender.USER,
+                        sender=USER,
                         client_id=uuid.UUID(client_id),
                         content=text,
                         metadata=metadata,
@@ -263,7 +263,7 @@ def store_user_message_sync(
                     ChatMessage(
                         session_id=session_id,
                         seq=last_seq,
-                        sender=ChatMessage.Sender.ASSISTANT,
+                        sender=ASSISTANT,
                         content="",
                         metadata={"status": "streaming"},
                         created_at=now,
@@ -275,7 +275,7 @@ def store_user_message_sync(
                 rows = (
                     ChatMessage.objects.filter(session_id=session_id, seq__lt=last_seq - 1)
                     .exclude(content="")
-                    .exclude(sender=ChatMessage.Sender.SYSTEM)
+                    .exclude(sender=SYSTEM)
                     .order_by("-seq")
                     .values_list("sender", "content")[:history_size]
                 )
@@ -312,7 +312,7 @@ def _why_not_active(owner: Owner, session_id: uuid.UUID, cutoff: Any) -> str:
         ChatSession.objects.filter(pk=session.pk, last_activity_at__lt=cutoff).update(
             status=EXPIRED, closed_at=timezone.now()
         )
-        return EXPIRED.value
+        return EXPIRED
     return session.status
 
 

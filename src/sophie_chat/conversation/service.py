@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from channels.db import database_sync_to_async
 from django.db import transaction
@@ -36,6 +36,7 @@ from sophie_chat.conversation.manager import (
 from sophie_chat.logging import get_logger
 from sophie_chat.rendering import render_markdown
 
+record_turn: Callable[..., None] | None
 try:  # The analytics layer is optional until it lands.
     from sophie_chat.analytics.recorder import record_turn
 except ImportError:  # pragma: no cover - depends on the analytics issue
@@ -136,7 +137,7 @@ async def _stream(job: ReplyJob, turn: Turn, deliver: Deliver, control: ReplyCon
     loop = asyncio.get_running_loop()
     window = float(get_config()["STREAM_COALESCE_MS"]) / 1000
     # Looked up at call time: the AI layer (and tests) may replace pipeline.reply.
-    agen = pipeline.reply(turn)
+    agen = cast(AsyncGenerator[Any, None], pipeline.reply(turn))
     buffer: list[str] = []
     index = 0
     last_flush = -window
