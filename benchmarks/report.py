@@ -21,6 +21,8 @@ COLUMNS = [
     ("SQL/turn", lambda c, t, f: f["queries_per_turn"]),
     ("DB-thread ms/turn (busy)", lambda c, t, f: _busy(f)),
     ("frames/reply", lambda c, t, f: f["deltas_per_reply"]),
+    ("server CPU share", lambda c, t, f: f["server_cpu_share"]),
+    ("server run-queue wait", lambda c, t, f: f.get("server_runqueue_wait_share")),
     ("client CPU", lambda c, t, f: f["client_cpu_share"]),
 ]
 

@@ -104,6 +104,12 @@ def summarize(
             (after["cpu_s"] - connected["cpu_s"]) * 1000 / max(1, n_turns)
         ),
         "server_cpu_share": _round((after["cpu_s"] - connected["cpu_s"]) / load.load_s, 2),
+        # Time the server's threads were ready to run but the core was busy (with anything,
+        # other engineers' tests included): the noise in these figures.
+        "server_runqueue_wait_share": _round(
+            (after.get("runqueue_wait_s", 0) - connected.get("runqueue_wait_s", 0)) / load.load_s,
+            2,
+        ),
         "server_peak_rss_mb": _round(after["hwm_kb"] / 1024),
         "rss_per_connected_session_kb": _round(
             (connected["rss_kb"] - before["rss_kb"]) / max(1, usage["meta"]["connected"])

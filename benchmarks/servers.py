@@ -297,9 +297,16 @@ def fetch_stats(server: Server) -> dict[str, Any]:
 
 
 def proc_usage(pids: list[int]) -> dict[str, float]:
-    """CPU seconds (user + system), current RSS and peak RSS (KiB) summed over ``pids``."""
-    cpu = rss = hwm = 0.0
+    """CPU seconds (user + system), current and peak RSS (KiB), and seconds its threads waited
+    for a CPU, summed over ``pids``."""
+    cpu = rss = hwm = wait = 0.0
     for pid in pids:
+        # schedstat: ns on a CPU, ns waiting on a run queue (other processes on the core).
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                wait += int((task / "schedstat").read_text().split()[1]) / 1e9
+            except (OSError, IndexError, ValueError):
+                continue
         stat = Path(f"/proc/{pid}/stat").read_text()
         fields = stat[stat.rindex(")") + 2 :].split()
         cpu += (int(fields[11]) + int(fields[12])) / CLK_TCK
@@ -308,7 +315,7 @@ def proc_usage(pids: list[int]) -> dict[str, float]:
                 rss += int(line.split()[1])
             elif line.startswith("VmHWM:"):
                 hwm += int(line.split()[1])
-    return {"cpu_s": cpu, "rss_kb": rss, "hwm_kb": hwm}
+    return {"cpu_s": cpu, "rss_kb": rss, "hwm_kb": hwm, "runqueue_wait_s": wait}
 
 
 def self_cpu() -> float:
