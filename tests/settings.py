@@ -1,4 +1,4 @@
-"""Test settings. ``DATABASE_URL`` picks PostgreSQL; ``TEST_CHANNEL_LAYER=redis`` the Redis layer."""
+"""Test settings: DATABASE_URL picks PostgreSQL, TEST_CHANNEL_LAYER=redis the Redis layer."""
 
 from __future__ import annotations
 

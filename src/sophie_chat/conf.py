@@ -42,7 +42,8 @@ class SophieChatAppConf(AppConf):
         "HISTORY_PAGE_SIZE": 20,  # messages: page sent on connect and per history request
         "MAX_HISTORY_PAGE_SIZE": 100,  # messages: largest page a client may ask for
         "ALLOW_ANONYMOUS": True,  # bool: visitors who are not logged in may chat
-        "USER_TYPE_RESOLVER": "sophie_chat.conversation.context.default_user_type",  # dotted path (user)->str
+        # dotted path of a function (user) -> "client" | "provider" | "staff" | "anonymous"
+        "USER_TYPE_RESOLVER": "sophie_chat.conversation.context.default_user_type",
         "USER_CONTEXT_PROVIDER": None,  # dotted path (user)->dict of safe profile facts, or None
         "SERVICE_INFO_PROVIDER": None,  # dotted path of a ServiceInfoProvider, or None
         # --- Limits --------------------------------------------------------------------------

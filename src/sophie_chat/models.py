@@ -165,7 +165,9 @@ class KnowledgeBaseEntry(models.Model):
     )
     object_id = models.CharField(_("linked object id"), max_length=64, blank=True, default="")
     linked_object = GenericForeignKey("content_type", "object_id")
-    search_text = models.TextField(_("normalised search text"), blank=True, default="", editable=False)
+    search_text = models.TextField(
+        _("normalised search text"), blank=True, default="", editable=False
+    )
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
