@@ -49,6 +49,7 @@ def interface_strings(name: str) -> dict[str, str]:
         "stopped": _("Answer stopped."),
         "interrupted": _("This answer was interrupted."),
         "announce": _("%(name)s says:") % n,
+        "unreadOne": _("1 unread message"),
         "unread": _("%(count)s unread messages"),
         "newTab": _("opens in a new tab"),
         "rateTitle": _("How was your conversation?"),

@@ -150,12 +150,15 @@ def test_unread_badge_counts_answers_that_arrive_while_minimized(
     badge = page.locator(".sc-badge")
     expect(badge).to_have_text("1")
     expect(page.locator(".sc-launcher")).to_have_attribute(
-        "aria-label", "Abrir o chat com Sophie (1 mensagens não lidas)"
+        "aria-label", "Abrir o chat com Sophie (1 mensagem não lida)"
     )
     page.reload()
     expect(page.locator(".sc-badge")).to_have_text("1")
     page.locator(".sc-launcher").click()
     expect(page.locator(".sc-badge")).to_be_hidden()
+    expect(page.locator(".sc-launcher")).to_have_attribute("aria-label", "Minimizar o chat")
+    page.keyboard.press("Escape")
+    expect(page.locator(".sc-launcher")).to_have_attribute("aria-label", "Abrir o chat com Sophie")
 
 
 def test_page_context_status_and_spa_navigation(page: Any, chat_server: ChatServer) -> None:

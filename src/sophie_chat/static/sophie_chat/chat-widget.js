@@ -125,6 +125,7 @@ export class ChatWidget {
     this.root.classList.remove("sc-is-open");
     this.launcher.setAttribute("aria-expanded", "false");
     this.hideTimer = setTimeout(() => (el.hidden = true), reducedMotion() ? 0 : ANIMATION_MS);
+    this.updateBadge();
     this.launcher.focus();
   }
 
@@ -219,7 +220,8 @@ export class ChatWidget {
     this.badge.hidden = !count;
     this.badge.textContent = count > 9 ? "9+" : String(count);
     const label = this.isOpen ? this.t("minimizeChat") : this.t("open");
-    this.launcher.setAttribute("aria-label", count ? `${label} (${this.t("unread", { count })})` : label);
+    const unread = count === 1 ? this.t("unreadOne") : this.t("unread", { count });
+    this.launcher.setAttribute("aria-label", count ? `${label} (${unread})` : label);
   }
 
   connectionState(state, info) {

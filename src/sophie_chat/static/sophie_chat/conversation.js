@@ -15,7 +15,6 @@ export class Conversation {
     this.hasMore = false;
     this.loadingOlder = false;
     this.streaming = null;
-    this.closing = false;
   }
 
   get seenSeq() {

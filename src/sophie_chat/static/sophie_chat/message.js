@@ -19,11 +19,11 @@ export class Message {
     this.body = h("div", { class: "sc-body" });
     this.time = h("time", { class: "sc-time" });
     this.state = h("span", { class: "sc-state" });
-    const label = this.sender === "user" ? ctx.t("you") : ctx.name;
+    const label = { user: ctx.t("you"), assistant: ctx.name }[this.sender];
     this.el = h(
       "div",
       { class: `sc-msg sc-${this.sender}` },
-      h("div", { class: "sc-bubble" }, srOnly(`${label}: `), this.body),
+      h("div", { class: "sc-bubble" }, label && srOnly(`${label}: `), this.body),
       h("div", { class: "sc-meta" }, this.time, this.state),
     );
     this.el.dataset.seq = this.seq ?? "";
