@@ -193,8 +193,9 @@ _UUID_RE = re.compile(
 # C0 controls except \t and \n, DEL, C1 controls; bidi embeddings, overrides and isolates.
 _STRIP_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
-_URL_RE = re.compile(r"^(?:https?://[^\s]+|/[^\s]*|)$", re.IGNORECASE)
-_LINK_RE = re.compile(r"^(?:https?://|mailto:|tel:|/|#)[^\s]*$", re.IGNORECASE)
+# \Z, not $: $ also matches before a trailing newline, which would let "/x\n" through.
+_URL_RE = re.compile(r"^(?:https?://[^\s]+|/[^\s]*|)\Z", re.IGNORECASE)
+_LINK_RE = re.compile(r"^(?:https?://|mailto:|tel:|/|#)[^\s]*\Z", re.IGNORECASE)
 
 
 def _invalid(detail: str = "") -> ProtocolError:
