@@ -262,3 +262,42 @@ def test_an_expired_session_starts_fresh_with_a_notice(page: Any, chat_server: C
         "Sua conversa anterior expirou; esta é uma nova conversa."
     )
     expect(page.locator(".sc-items .sc-msg")).to_have_count(0)
+
+
+def test_keyboard_only_with_visible_focus(page: Any, chat_server: ChatServer) -> None:
+    page.goto(chat_server.url())
+    active = "() => document.querySelector('#sophie-chat').shadowRoot.activeElement?.className"
+    for _ in range(10):
+        page.keyboard.press("Tab")
+        if page.evaluate(active) == "sc-launcher":
+            break
+    assert page.evaluate(active) == "sc-launcher"
+    outline = page.locator(".sc-launcher").evaluate("el => getComputedStyle(el).outlineStyle")
+    assert outline == "solid"  # the focus ring shows
+    page.keyboard.press("Enter")
+    expect(page.locator("#sc-input")).to_be_focused()
+    page.keyboard.type("Tudo pelo teclado")
+    page.keyboard.press("Enter")
+    expect(answers(page)).to_have_count(1)
+    page.keyboard.press("Shift+Tab")  # from the text box back into the message list
+    assert page.evaluate(active) == "sc-list"
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("dialog")).to_be_hidden()
+    assert page.evaluate(active) == "sc-launcher"
+
+
+def test_an_english_page_gets_an_english_widget(browser: Any, chat_server: ChatServer) -> None:
+    context = browser.new_context(locale="en-US")
+    page = context.new_page()
+    try:
+        page.goto(chat_server.url())
+        launcher = page.locator(".sc-launcher")
+        expect(launcher).to_have_attribute("aria-label", "Open chat with Sophie")
+        launcher.click()
+        expect(page.get_by_role("dialog", name="Chat with Sophie")).to_be_visible()
+        expect(page.locator("#sc-input")).to_have_attribute("placeholder", "Type your message…")
+        expect(page.locator(".sc-greeting")).to_have_text(
+            "Hi! I'm Sophie. How can I help you today?"
+        )
+    finally:
+        context.close()
