@@ -1,0 +1,234 @@
+"""The synchronous units of work behind ChatManager, each a few statements in one transaction.
+
+They are public so that the turn pipeline can compose several steps (logout check, intent,
+rendering, analytics) into one ``database_sync_to_async`` call.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from sophie_chat.conf import get_config
+from sophie_chat.conversation.types import (
+    ACTIVE,
+    ASSISTANT,
+    EXPIRED,
+    SYSTEM,
+    USER,
+    Owner,
+    SessionEnded,
+    SessionState,
+    StoredMessage,
+    message_dict,
+    page_of,
+)
+from sophie_chat.models import ChatMessage, ChatSession
+
+
+def open_session_sync(
+    owner: Owner,
+    *,
+    user: Any = None,
+    language: str,
+    notice: str | None = None,
+    with_messages: bool = True,
+) -> SessionState:
+    """Return the owner's active session (with its last page), or start a new one.
+
+    Stale "streaming" placeholders (a worker died mid-answer) become "incomplete" here. With
+    ``with_messages=False`` the page is left to a later read, made after joining the session's
+    group so that nothing falls between the read and the live stream.
+    """
+    config = get_config()
+    now = timezone.now()
+    session = ChatSession.objects.filter(owner.q(), status=ACTIVE).first()
+    if session is not None and session.last_activity_at < now - timedelta(
+        seconds=config["SESSION_TTL"]
+    ):
+        # Only if still idle now: a message stored meanwhile keeps it alive.
+        ChatSession.objects.filter(pk=session.pk, last_activity_at=session.last_activity_at).update(
+            status=EXPIRED, closed_at=now
+        )
+        session, notice = None, "expired"
+    if session is None:
+        resolver = import_string(config["USER_TYPE_RESOLVER"])
+        user_context: dict[str, Any] = {}
+        if user is not None and config["USER_CONTEXT_PROVIDER"]:
+            user_context = dict(import_string(config["USER_CONTEXT_PROVIDER"])(user) or {})
+        session = ChatSession.objects.create(
+            user_id=owner.user_id,
+            visitor_key="" if owner.user_id is not None else owner.visitor_key,
+            user_type=resolver(user),
+            language=language,
+            context={"user": user_context} if user_context else {},
+        )
+        return SessionState(
+            id=session.id,
+            status=session.status,
+            user_type=session.user_type,
+            language=session.language,
+            context=session.context,
+            last_seq=0,
+            new=True,
+            notice=notice,
+        )
+    stale = now - timedelta(seconds=2 * float(config["OPENAI_TIMEOUT"]))
+    ChatMessage.objects.filter(
+        session=session, sender=ASSISTANT, metadata__status="streaming"
+    ).filter(created_at__lt=stale).update(metadata={"status": "incomplete"})
+    messages: list[dict[str, Any]] = []
+    has_more = False
+    if with_messages:
+        messages, has_more = page_of(
+            ChatMessage.objects.filter(session=session), config["HISTORY_PAGE_SIZE"]
+        )
+    return SessionState(
+        id=session.id,
+        status=session.status,
+        user_type=session.user_type,
+        language=session.language,
+        context=session.context or {},
+        last_seq=session.last_seq,
+        messages=messages,
+        has_more=has_more,
+        notice=notice,
+    )
+
+
+def _reserve_sql(with_context: bool) -> str:
+    table = connection.ops.quote_name(ChatSession._meta.db_table)
+    context = ", context = %s" if with_context else ""
+    return (
+        f"UPDATE {table} SET last_seq = last_seq + 2, last_activity_at = %s{context} "  # noqa: S608
+        "WHERE id = %s AND status = %s AND last_activity_at >= %s "
+        "AND (user_id = %s OR (user_id IS NULL AND visitor_key = %s)) "
+        "RETURNING last_seq, context, language, user_type"
+    )
+
+
+def _prep(field_name: str, value: Any, model: Any = ChatSession) -> Any:
+    return model._meta.get_field(field_name).get_db_prep_value(value, connection)
+
+
+def store_user_message_sync(
+    owner: Owner,
+    session_id: uuid.UUID,
+    *,
+    client_id: str,
+    text: str,
+    metadata: dict[str, Any],
+    context: dict[str, Any] | None = None,
+    history_size: int = 0,
+) -> StoredMessage:
+    """Store a user message and the answer's placeholder in one transaction; dedup by client id.
+
+    The session's ``last_seq`` grows by 2 in one ``UPDATE ... RETURNING`` (a row lock on
+    PostgreSQL, the write lock on SQLite), so concurrent writers on any process never share a seq.
+    """
+    config = get_config()
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=config["SESSION_TTL"])
+    params: list[Any] = [_prep("last_activity_at", now)]
+    if context is not None:
+        params.append(_prep("context", context))
+    params += [
+        _prep("id", session_id),
+        ACTIVE,
+        _prep("last_activity_at", cutoff),
+        owner.user_id,
+        # A user's session must never match through the visitor branch of the condition.
+        owner.visitor_key if owner.user_id is None else None,
+    ]
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(_reserve_sql(context is not None), params)
+                row = cursor.fetchone()
+            if row is None:
+                raise SessionEnded(_why_not_active(owner, session_id, cutoff))
+            last_seq, ctx, language, user_type = row
+            user_msg, _ = ChatMessage.objects.bulk_create(
+                [
+                    ChatMessage(
+                        session_id=session_id,
+                        seq=last_seq - 1,
+                        sender=USER,
+                        client_id=uuid.UUID(client_id),
+                        content=text,
+                        metadata=metadata,
+                        created_at=now,
+                    ),
+                    ChatMessage(
+                        session_id=session_id,
+                        seq=last_seq,
+                        sender=ASSISTANT,
+                        content="",
+                        metadata={"status": "streaming"},
+                        created_at=now,
+                    ),
+                ]
+            )
+            history: list[tuple[str, str]] = []
+            if history_size:
+                rows = (
+                    ChatMessage.objects.filter(session_id=session_id, seq__lt=last_seq - 1)
+                    .exclude(content="")
+                    .exclude(sender=SYSTEM)
+                    .order_by("-seq")
+                    .values_list("sender", "content")[:history_size]
+                )
+                history = list(reversed(list(rows)))
+    except IntegrityError:
+        # A resend of a stored message (reconnect, second tab): acknowledge it again.
+        existing = ChatMessage.objects.get(session_id=session_id, client_id=uuid.UUID(client_id))
+        return StoredMessage(
+            seq=existing.seq,
+            reply_seq=existing.seq + 1,
+            created_at=existing.created_at.isoformat(),
+            duplicate=True,
+            message=message_dict(existing),
+        )
+    if isinstance(ctx, str):
+        ctx = json.loads(ctx)
+    return StoredMessage(
+        seq=last_seq - 1,
+        reply_seq=last_seq,
+        created_at=now.isoformat(),
+        message=message_dict(user_msg),
+        history=history,
+        context=ctx or {},
+        language=language,
+        user_type=user_type,
+    )
+
+
+def _why_not_active(owner: Owner, session_id: uuid.UUID, cutoff: Any) -> str:
+    session = ChatSession.objects.filter(owner.q(), pk=session_id).first()
+    if session is None:
+        return "gone"
+    if session.status == ACTIVE and session.last_activity_at < cutoff:
+        ChatSession.objects.filter(pk=session.pk, last_activity_at__lt=cutoff).update(
+            status=EXPIRED, closed_at=timezone.now()
+        )
+        return EXPIRED
+    return session.status
+
+
+def finish_reply_sync(
+    session_id: uuid.UUID, seq: int, *, text: str, metadata: dict[str, Any]
+) -> None:
+    """Store the answer's final text and metadata over its placeholder (one UPDATE)."""
+    ChatMessage.objects.filter(session_id=session_id, seq=seq).update(
+        content=text, metadata=metadata
+    )
+
+
+def mark_escalated_sync(session_id: uuid.UUID, reason: str) -> None:
+    ChatSession.objects.filter(pk=session_id).update(escalated=True, escalation_reason=reason[:64])

@@ -1,0 +1,101 @@
+"""The conversation core's plain types: who owns a session, what the storage returns."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from importlib import import_module
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import SESSION_KEY
+from django.db.models import Q
+
+from sophie_chat.models import ChatMessage
+
+# Plain strings (the TextChoices members' values), usable in raw SQL and typed as str.
+ACTIVE, CLOSED, EXPIRED = "active", "closed", "expired"
+USER, ASSISTANT, SYSTEM = "user", "assistant", "system"
+
+
+class LoggedOut(Exception):
+    """The Django session behind the socket no longer belongs to its user."""
+
+
+class SessionEnded(Exception):
+    """The session is no longer active; ``status`` says why (closed, expired, or gone)."""
+
+    def __init__(self, status: str) -> None:
+        self.status = status
+        super().__init__(status)
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who a chat session belongs to: a user id, or an anonymous visitor's session key."""
+
+    user_id: int | None = None
+    visitor_key: str = ""
+
+    def q(self, prefix: str = "") -> Q:
+        if self.user_id is not None:
+            return Q(**{f"{prefix}user_id": self.user_id})
+        return Q(**{f"{prefix}user__isnull": True, f"{prefix}visitor_key": self.visitor_key})
+
+
+@dataclass
+class SessionState:
+    id: uuid.UUID
+    status: str
+    user_type: str
+    language: str
+    context: dict[str, Any]
+    last_seq: int
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    has_more: bool = False
+    new: bool = False
+    notice: str | None = None
+
+
+@dataclass
+class StoredMessage:
+    """Result of storing a user message: its seq and the seq reserved for the answer."""
+
+    seq: int
+    reply_seq: int
+    created_at: str
+    duplicate: bool = False
+    message: dict[str, Any] = field(default_factory=dict)
+    history: list[tuple[str, str]] = field(default_factory=list)  # (sender, text), oldest first
+    context: dict[str, Any] = field(default_factory=dict)
+    language: str = ""
+    user_type: str = ""
+
+
+def message_dict(message: ChatMessage) -> dict[str, Any]:
+    """The protocol's message object of a stored message."""
+    meta = message.metadata or {}
+    data: dict[str, Any] = {
+        "seq": message.seq,
+        "id": str(message.client_id) if message.client_id else None,
+        "sender": message.sender,
+        "text": message.content,
+        "html": meta.get("html") if message.sender == ASSISTANT else None,
+        "created_at": message.created_at.isoformat(),
+        "status": meta.get("status", "complete"),
+    }
+    for key in ("source", "intent", "escalation"):
+        if meta.get(key) is not None:
+            data[key] = meta[key]
+    return data
+
+
+def page_of(qs: Any, limit: int) -> tuple[list[dict[str, Any]], bool]:
+    rows = list(qs.order_by("-seq")[: limit + 1])
+    return [message_dict(m) for m in reversed(rows[:limit])], len(rows) > limit
+
+
+def still_logged_in(session_key: str, user_id: int) -> bool:
+    """Whether the Django session still belongs to the user (a logout elsewhere flushes it)."""
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    return str(store.get(SESSION_KEY)) == str(user_id)
