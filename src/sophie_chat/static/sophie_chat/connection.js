@@ -30,7 +30,10 @@ export class Connection {
     this.outbox = hooks.loadOutbox?.() || [];
     this.inflight = new Set();
     this.holdUntil = 0;
-    addEventListener("online", () => this.state === "waiting" && this.retryNow());
+    // Back online, or back to the tab on a phone: no need to sit out the backoff.
+    const wake = () => this.state === "waiting" && !document.hidden && this.retryNow();
+    addEventListener("online", wake);
+    document.addEventListener("visibilitychange", wake);
   }
 
   connect() {
@@ -160,7 +163,13 @@ export class Connection {
       if (!this.send({ type: "ping" })) return;
       this.clear("pong");
       // No frame at all within the window: the socket is dead even if the browser thinks not.
-      this.timers.pong = setTimeout(() => this.ws?.close(), PONG_WITHIN);
+      // Give up on it now; a close handshake with a dead peer could take minutes.
+      this.timers.pong = setTimeout(() => {
+        const dead = this.ws;
+        if (!dead) return;
+        this.closed(dead, 4000);
+        dead.close();
+      }, PONG_WITHIN);
     }, PING_EVERY);
   }
 
