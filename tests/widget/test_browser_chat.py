@@ -301,3 +301,24 @@ def test_an_english_page_gets_an_english_widget(browser: Any, chat_server: ChatS
         )
     finally:
         context.close()
+
+
+def test_two_tabs_show_the_same_conversation_once(
+    page: Any, chat_server: ChatServer, openai_process: OpenAIProcess
+) -> None:
+    openai_process.configure(content="@echo", tokens_per_second=20, ttft=0.2)
+    page.goto(chat_server.url())
+    open_chat(page)
+    other = page.context.new_page()  # same visitor (cookies), its own sessionStorage
+    other.goto(chat_server.url("/widget-test/other/"))
+    open_chat(other)
+    ask(page, "Mensagem da primeira aba")
+    for tab in (page, other):
+        expect(answers(tab)).to_have_count(1)
+        expect(tab.locator(".sc-items .sc-user")).to_have_count(1)
+        expect(tab.locator(".sc-items .sc-user .sc-body")).to_have_text("Mensagem da primeira aba")
+    ask(other, "Resposta da segunda aba")
+    for tab in (page, other):
+        expect(answers(tab)).to_have_count(2)
+        seqs = tab.locator(".sc-items .sc-msg").evaluate_all("els => els.map(e => +e.dataset.seq)")
+        assert seqs == [1, 2, 3, 4]
