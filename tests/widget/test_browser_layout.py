@@ -145,3 +145,20 @@ def test_reduced_motion_turns_animations_off(browser: Any, chat_server: ChatServ
         expect(page.get_by_role("dialog")).to_be_hidden(timeout=100)
     finally:
         context.close()
+
+
+def test_works_under_a_strict_content_security_policy(page: Any, chat_server: ChatServer) -> None:
+    refused: list[str] = []
+
+    def on_console(message: Any) -> None:
+        if "Content Security Policy" in message.text:
+            refused.append(message.text)
+
+    page.on("console", on_console)
+    response = page.goto(chat_server.url("/widget-test/csp/"))
+    assert "script-src 'nonce-" in response.headers["content-security-policy"]
+    open_chat(page)
+    ask(page, "Funciona com CSP?")
+    expect(answers(page)).to_have_count(1)
+    assert box(page.locator(".sc-launcher"))["width"] == 56  # the stylesheet loaded
+    assert refused == []

@@ -23,7 +23,9 @@ export class ChatWidget {
     this.t = t;
     this.store = new Store();
     this.isOpen = false;
-    this.root = h("div", { class: "sc-root", lang: config.language, style: "display:none" });
+    this.root = h("div", { class: "sc-root", lang: config.language });
+    // Through the CSSOM, not a style attribute, so a strict CSP (no 'unsafe-inline') allows it.
+    this.root.style.display = "none";
     this.applyTheme();
     const shadow = host.shadowRoot || host.attachShadow({ mode: "open" });
     const css = h("link", { rel: "stylesheet", href: config.css });
