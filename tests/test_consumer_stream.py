@@ -200,7 +200,7 @@ async def test_two_tabs_see_every_delta(chat: Any, make_user: Any, fake_ai: Any)
     tab1 = await chat(user=user)
     tab2 = await chat(user=user)
     assert tab1.session["session_id"] == tab2.session["session_id"]
-    await asyncio.sleep(0.05)  # the hello/here exchange
+    await asyncio.sleep(0.3)  # the hello/here exchange
     for sender, watcher in ((tab1, tab2), (tab2, tab1)):
         ack, done = await sender.turn(f"de {id(sender)} com várias palavras")
         relayed = await watcher.until("assistant.done", seq=done["seq"])

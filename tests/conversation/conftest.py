@@ -172,8 +172,13 @@ async def chat() -> AsyncIterator[Callable[..., Any]]:
     Options: ``session_key`` (reuse a browser's cookie), ``origin`` (None omits the header),
     ``host``, ``subprotocols``, ``client`` (address, port), ``read_session`` (default True).
     """
+    from channels.layers import channel_layers
+
     from tests.asgi import application
 
+    # Each test runs in a new event loop; a channels-redis layer kept from an earlier test holds
+    # asyncio locks bound to that loop's (closed) predecessor. Start from a fresh layer.
+    channel_layers.backends.clear()
     opened: list[WebsocketCommunicator] = []
 
     async def connect(
