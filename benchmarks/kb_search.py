@@ -5,10 +5,11 @@ Run from the repository root::
     .venv/bin/python benchmarks/kb_search.py                      # SQLite (a temporary file)
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/test .venv/bin/python benchmarks/kb_search.py
 
-It creates a fresh database (``test_…`` on PostgreSQL, dropped at the end), writes the entries,
-warms each engine up, then times the labelled questions of tests/data/kb_questions.json
-(cycled) through ``KnowledgeBase.search`` and prints the median and 95th percentile, queries
-included. Options: ``--entries N``, ``--searches N``, ``--seed N``.
+It creates a fresh database (``sophie_kb_bench`` on PostgreSQL, dropped at the end), writes
+the entries, warms each engine up, then times the labelled questions of
+tests/data/kb_questions.json (cycled) through ``KnowledgeBase.search`` and prints the median
+and 95th percentile, queries included. Options: ``--entries N``, ``--searches N``,
+``--seed N``, ``--uniform`` (worst case: every entry uses every word).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ def configure(sqlite_path: str) -> None:
         import dj_database_url
 
         database = dj_database_url.parse(url)
+        # Its own database: never the test suite's test_<name>, which may be in use.
+        database["TEST"] = {"NAME": "sophie_kb_bench"}
     else:
         database = {"ENGINE": "django.db.backends.sqlite3", "NAME": sqlite_path}
         database["TEST"] = {"NAME": sqlite_path}
