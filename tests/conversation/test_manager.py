@@ -144,3 +144,25 @@ def test_anonymous_visitor_sessions(db: None) -> None:
     )
     assert open_session_sync(visitor, language="en").id == state.id
     assert open_session_sync(Owner(visitor_key="w" * 32), language="en").id != state.id
+
+
+def provider_type(user: Any) -> str:
+    return "provider"
+
+
+def profile(user: Any) -> dict[str, Any]:
+    return {"first_name": "Ana", "city": "Recife", "email": "ana@example.com"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_new_sessions_use_the_site_resolvers(user_factory: Any, settings: Any) -> None:
+    settings.CHAT_CONFIG = {
+        **settings.CHAT_CONFIG,
+        "USER_TYPE_RESOLVER": f"{__name__}.provider_type",
+        "USER_CONTEXT_PROVIDER": f"{__name__}.profile",
+    }
+    user = user_factory()
+    state = open_session_sync(Owner(user_id=user.pk), user=user, language="pt-br")
+    assert state.user_type == "provider"
+    # Profile facts are kept without personal data (the e-mail is dropped).
+    assert state.context == {"user": {"first_name": "Ana", "city": "Recife"}}

@@ -13,7 +13,6 @@ from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
-from django.utils.module_loading import import_string
 
 from sophie_chat.conf import get_config
 from sophie_chat.conversation.types import (
@@ -58,14 +57,17 @@ def open_session_sync(
         )
         session, notice = None, "expired"
     if session is None:
-        resolver = import_string(config["USER_TYPE_RESOLVER"])
+        # USER_TYPE_RESOLVER and USER_CONTEXT_PROVIDER, imported now, failures contained, the
+        # profile facts sanitised of personal data (the knowledge layer's helpers).
+        from sophie_chat.conversation import context as user_info
+
         user_context: dict[str, Any] = {}
-        if user is not None and config["USER_CONTEXT_PROVIDER"]:
-            user_context = dict(import_string(config["USER_CONTEXT_PROVIDER"])(user) or {})
+        if user is not None:
+            user_context = user_info.get_user_context(user)
         session = ChatSession.objects.create(
             user_id=owner.user_id,
             visitor_key="" if owner.user_id is not None else owner.visitor_key,
-            user_type=resolver(user),
+            user_type=user_info.get_user_type(user),
             language=language,
             context={"user": user_context} if user_context else {},
         )
