@@ -272,8 +272,12 @@ def _uuid(value: Any) -> str:
     return str(uuid.UUID(value))
 
 
-def _url(value: Any, pattern: re.Pattern[str] = _URL_RE) -> str:
-    if not isinstance(value, str) or len(value) > MAX_URL_LENGTH or _SURROGATE_RE.search(value):
+def _url(value: Any, pattern: re.Pattern[str] = _URL_RE, *, truncate: bool = False) -> str:
+    if not isinstance(value, str):
+        raise _invalid()
+    if truncate:
+        value = value[:MAX_URL_LENGTH]
+    if len(value) > MAX_URL_LENGTH or _SURROGATE_RE.search(value):
         raise _invalid()
     if _STRIP_RE.search(value) or not pattern.match(value):
         raise _invalid()
@@ -281,19 +285,21 @@ def _url(value: Any, pattern: re.Pattern[str] = _URL_RE) -> str:
 
 
 def parse_page(data: Any) -> PageContext:
-    """Validate the navigation context a widget reports (``page`` frame or ``message.page``)."""
+    """Validate the navigation context a widget reports (``page`` frame or ``message.page``).
+
+    Over-long values are cut, not refused: a page with a very long URL or title must not stop
+    its visitor from chatting (the frame size limit bounds them anyway).
+    """
     if not isinstance(data, dict) or set(data) - _PAGE_FIELDS:
         raise _invalid()
     status = data.get("status")
     if status is not None:
         status = _int(status, low=100, high=599)
-    title = data.get("title", "")
+    title = data.get("title") or ""
     return PageContext(
-        url=_url(data.get("url", "")),
-        title=clean_text(title, max_length=MAX_TITLE_LENGTH, required=False)
-        if title is not None
-        else "",
-        referrer=_url(data.get("referrer", "") or ""),
+        url=_url(data.get("url") or "", truncate=True),
+        title=clean_text(title, max_length=len(title), required=False)[:MAX_TITLE_LENGTH],
+        referrer=_url(data.get("referrer") or "", truncate=True),
         status=status,
     )
 
