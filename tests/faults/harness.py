@@ -190,7 +190,8 @@ def check_transcript(database_url: str, client: Any) -> tuple[int, int]:
     for row in rows:
         if row["sender"] == "user":
             reply = by_seq.get(row["seq"] + 1)
-            assert reply is not None and reply["sender"] == "assistant", row["seq"]
+            assert reply is not None, row["seq"]
+            assert reply["sender"] == "assistant", row["seq"]
     for row in rows:
         if row["sender"] == "assistant":
             assert row["status"] in ("complete", "incomplete", "stopped"), row
