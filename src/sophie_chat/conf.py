@@ -46,6 +46,8 @@ class SophieChatAppConf(AppConf):
         "USER_TYPE_RESOLVER": "sophie_chat.conversation.context.default_user_type",
         "USER_CONTEXT_PROVIDER": None,  # dotted path (user)->dict of safe profile facts, or None
         "SERVICE_INFO_PROVIDER": None,  # dotted path of a ServiceInfoProvider, or None
+        # "auto" (full-text search on PostgreSQL, BM25 in Python elsewhere), "postgres" or "python"
+        "KNOWLEDGE_SEARCH_ENGINE": "auto",
         # --- Limits --------------------------------------------------------------------------
         "RATE_LIMIT": "10/m",  # "N/s", "N/m", "N/h" or "N/d": user messages per sliding window
         "RATE_LIMIT_FAIL_OPEN": True,  # bool: when Redis is down, fall back to a local limiter

@@ -172,3 +172,15 @@ def test_python_index_is_reused_between_searches(
     # Warm: the index is known fresh from the cache's version; one query fetches the entries.
     with django_assert_max_num_queries(1):
         assert slugs(kb.search("encanador")) == ["a"]
+
+
+@pytest.mark.django_db
+def test_engine_setting(settings: Any) -> None:
+    on_postgres = connection.vendor == "postgresql"
+    assert KnowledgeBase().engine == ("postgres" if on_postgres else "python")
+    settings.CHAT_CONFIG = {**settings.CHAT_CONFIG, "KNOWLEDGE_SEARCH_ENGINE": "python"}
+    assert KnowledgeBase().engine == "python"
+    settings.CHAT_CONFIG = {**settings.CHAT_CONFIG, "KNOWLEDGE_SEARCH_ENGINE": "postgres"}
+    assert KnowledgeBase().engine == ("postgres" if on_postgres else "python")
+    settings.CHAT_CONFIG = {**settings.CHAT_CONFIG, "KNOWLEDGE_SEARCH_ENGINE": "elastic"}
+    assert KnowledgeBase().engine == ("postgres" if on_postgres else "python")

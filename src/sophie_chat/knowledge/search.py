@@ -22,12 +22,16 @@ from django.db import connection
 
 from sophie_chat.conf import get_config
 from sophie_chat.knowledge import index, pg, text
+from sophie_chat.logging import get_logger
 from sophie_chat.models import KnowledgeBaseEntry
+
+logger = get_logger(__name__)
 
 # Navigation guides are mostly served for the page the user is on; in a search they should not
 # push aside the entry that answers the question.
 CATEGORY_FACTORS = {"navigation": 0.8}
 AUDIENCE_BOOST = 1.1
+ENGINES = ("auto", "postgres", "python")
 
 
 @dataclass
@@ -62,12 +66,19 @@ class KnowledgeBase:
     """Search the active knowledge base entries.
 
     ``engine`` is ``"auto"`` (PostgreSQL full-text search on PostgreSQL, the portable engine
-    elsewhere), ``"postgres"`` or ``"python"``.
+    elsewhere), ``"postgres"`` or ``"python"``; ``None`` reads ``KNOWLEDGE_SEARCH_ENGINE``.
     """
 
-    def __init__(self, engine: str = "auto") -> None:
+    def __init__(self, engine: str | None = None) -> None:
+        if engine is None:
+            engine = str(get_config().get("KNOWLEDGE_SEARCH_ENGINE") or "auto")
+        on_postgres = connection.vendor == "postgresql"
+        if engine not in ENGINES or (engine == "postgres" and not on_postgres):
+            if engine != "auto":
+                logger.warning("kb_search_engine_unavailable", engine=engine)
+            engine = "auto"
         if engine == "auto":
-            engine = "postgres" if connection.vendor == "postgresql" else "python"
+            engine = "postgres" if on_postgres else "python"
         self.engine = engine
 
     def search(
