@@ -404,3 +404,17 @@ async def test_a_turn_costs_a_fixed_number_of_queries(
         statements = await database_sync_to_async(queries.statements)()
         assert len(statements) <= TURN_QUERIES, "\n".join(statements)
         assert len(statements) >= TURN_QUERIES - 1  # 5 without the analytics recorder
+
+
+async def test_database_down_on_connect_closes_1011(
+    chat: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sophie_chat.conversation.manager import ChatManager
+
+    async def down(*args: Any, **kwargs: Any) -> None:
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(ChatManager, "open_session", staticmethod(down))
+    c = await chat(read_session=False)
+    assert (await c.recv())["code"] == "unavailable"
+    assert await c.closed_with() == 1011

@@ -92,7 +92,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         metrics.connection_opened()
         await self._open_session()
 
-    async def _open_session(self, notice: str | None = None) -> bool:
+    async def _open_session(
+        self, notice: str | None = None, *, message_id: str | None = None
+    ) -> bool:
+        """Load (or start) the owner's session and send the ``session`` frame.
+
+        On connect a database failure closes the socket (1011: the widget reconnects later);
+        while handling a message it only refuses that message.
+        """
         try:
             state = await ChatManager.open_session(
                 self.owner,
@@ -108,8 +115,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
         except _AVAILABILITY_ERRORS:
             logger.exception("ws_open_failed")
-            await self.send_frame(protocol.error_frame(ErrorCode.UNAVAILABLE))
-            await self.close(1011)
+            await self.send_error(ErrorCode.UNAVAILABLE, id=message_id)
+            if message_id is None:
+                await self.close(1011)
             return False
         self.session_id, self.ended, self.context = state.id, None, state.context
         self.user_type, self.session_language = state.user_type, state.language
@@ -290,7 +298,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             with suppress(*_AVAILABILITY_ERRORS):
                 await ChatManager.count_rate_limited(self.session_id)
             return
-        if self.ended and not await self._open_session(notice=self.ended):
+        if self.ended and not await self._open_session(notice=self.ended, message_id=frame.id):
             return
         stored = await self._store(frame)
         if stored is None:
@@ -351,7 +359,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             except SessionEnded as exc:
                 # Closed in another tab or expired while idle: continue in a fresh session.
                 notice = exc.status if exc.status in ("closed", "expired") else None
-                if not await self._open_session(notice=notice):
+                if not await self._open_session(notice=notice, message_id=frame.id):
                     return None
             except _AVAILABILITY_ERRORS:
                 logger.exception("message_store_failed")
