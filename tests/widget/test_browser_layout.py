@@ -162,3 +162,26 @@ def test_works_under_a_strict_content_security_policy(page: Any, chat_server: Ch
     expect(answers(page)).to_have_count(1)
     assert box(page.locator(".sc-launcher"))["width"] == 56  # the stylesheet loaded
     assert refused == []
+
+
+def test_bottom_left_with_custom_colours_and_offsets(page: Any, chat_server: ChatServer) -> None:
+    # As a site would configure WIDGET: change the data attributes before the widget starts.
+    page.add_init_script(
+        """new MutationObserver((_, observer) => {
+            const host = document.getElementById("sophie-chat");
+            if (!host) return;
+            Object.assign(host.dataset, {position: "bottom-left", primaryColor: "#0a7d4f",
+                offsetBottom: "120", offsetSide: "40", zIndex: "5000"});
+            observer.disconnect();
+        }).observe(document, {childList: true, subtree: true});"""
+    )
+    page.goto(chat_server.url())
+    launcher = page.locator(".sc-launcher")
+    position = box(launcher)
+    assert (position["x"], 800 - position["y"] - position["height"]) == (40, 120)
+    style = launcher.evaluate(
+        "el => [getComputedStyle(el).backgroundColor, getComputedStyle(el).zIndex]"
+    )
+    assert style == ["rgb(10, 125, 79)", "5000"]
+    open_chat(page)
+    assert box(page.get_by_role("dialog"))["x"] == 40
