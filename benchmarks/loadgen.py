@@ -166,7 +166,8 @@ async def turn(
     frame = json.dumps({"type": "message", "id": message_id, "text": text, "page": page})
     result = TurnResult(session=session, sent=time.perf_counter())
     await ws.send(frame)
-    seq: int | None = None
+    user_seq: int | None = None  # from our ack
+    seq: int | None = None  # the reply's, from the assistant.start that answers our message
     parts: list[str] = []
     try:
         async with asyncio.timeout(timeout):
@@ -175,29 +176,33 @@ async def turn(
                 now = time.perf_counter()
                 data: dict[str, Any] = json.loads(raw)
                 kind = data.get("type")
-                if kind == "assistant.start":
+                if kind == "ack" and data.get("id") == message_id:
+                    user_seq = data.get("seq")
+                elif kind == "assistant.start" and data.get("reply_to") == user_seq:
                     seq = data.get("seq")
                 elif kind == "assistant.delta":
+                    if seq is None or data.get("seq") != seq:
+                        continue  # the tail of an earlier reply that timed out on our side
                     if result.first is None:
                         result.first = now
-                    if data.get("seq") != seq or data.get("index") != len(parts):
+                    if data.get("index") != len(parts):
                         result.error = "delta_out_of_order"
                     parts.append(str(data.get("text", "")))
                 elif kind == "assistant.done":
+                    if seq is None or data.get("seq") != seq:
+                        continue
                     result.done = now
                     result.first = result.first or now
                     result.deltas = len(parts)
                     result.source = str(data.get("source", ""))
-                    if data.get("seq") != seq:
-                        result.error = result.error or "done_seq_mismatch"
-                    elif parts and "".join(parts) != data.get("text"):
+                    if parts and "".join(parts) != data.get("text"):
                         result.error = result.error or "deltas_differ_from_text"
                     elif data.get("status", "complete") != "complete":
                         result.error = result.error or f"status_{data.get('status')}"
                     elif result.source not in ("ai", "cache"):
                         result.error = result.error or f"source_{result.source}"
                     return result
-                elif kind == "error":
+                elif kind == "error" and data.get("id") in (None, message_id):
                     result.error = f"error_{data.get('code')}"
                     return result
     except TimeoutError:
