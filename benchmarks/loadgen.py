@@ -222,7 +222,9 @@ async def _session(
 ) -> None:
     rng = random.Random(work.seed * 100_003 + index)
     if work.idle:
-        await asyncio.sleep(rng.uniform(0.0, work.interval[0]))
+        # Spread over one mean interval, so the steady rate (sessions / mean interval) holds
+        # from the start instead of a burst.
+        await asyncio.sleep(rng.uniform(0.0, sum(work.interval) / 2))
     else:
         await asyncio.sleep(rng.uniform(*work.think))  # sessions arrive spread, not in one burst
     number = 0

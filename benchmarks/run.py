@@ -114,6 +114,9 @@ def main() -> None:
         metavar="REF",
         help="serve a committed tree (e.g. HEAD) exported with git archive, not the working tree",
     )
+    parser.add_argument(
+        "--nice", type=int, default=0, help="niceness of everything the run starts (root: -10)"
+    )
     args = parser.parse_args()
     configs = FULL if args.full else STANDARD
     if args.quick:
@@ -128,6 +131,7 @@ def main() -> None:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     except ImportError:
         pass
+    servers.NICE = args.nice
     if args.tree:
         servers.SOURCE = servers.export_tree(args.tree)
     results = run_configs(configs)

@@ -219,6 +219,7 @@ def cli() -> None:
     parser.add_argument("--json", action="store_true", help="print the raw figures too")
     parser.add_argument("--profile", choices=["wall", "gil"], help="py-spy the server under load")
     parser.add_argument("--tree", metavar="REF", help="serve a committed tree (git archive REF)")
+    parser.add_argument("--nice", type=int, default=0, help="niceness of the processes started")
     args = parser.parse_args()
     config = Config(
         args.server,
@@ -233,6 +234,7 @@ def cli() -> None:
     from benchmarks.report import markdown
     from benchmarks.run import run_configs
 
+    servers.NICE = args.nice
     if args.tree:
         servers.SOURCE = servers.export_tree(args.tree)
     results = run_configs([config])

@@ -23,6 +23,9 @@ RESULTS = REPO / "benchmarks" / "results"
 # The tree the servers run from: this checkout, or an exported commit (run.py --tree REF), so a
 # measurement does not pick up half-written files of a shared working tree.
 SOURCE = REPO
+# Niceness of the processes a run starts (and of the load generator): a negative value (root)
+# keeps other work on a shared machine from taking the measured cores; 0 leaves things alone.
+NICE = 0
 PYTHON = sys.executable
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -44,9 +47,17 @@ def stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def _prefix(cores: str) -> list[str]:
+    """taskset (and nice) in front of a command."""
+    prefix = ["nice", "-n", str(NICE)] if NICE else []
+    return prefix + (["taskset", "-c", cores] if can_pin() else [])
+
+
 def pin_self(core: int = 0) -> None:
     """Keep the load generator (and what it starts unpinned) off the server's core."""
     stop_on_sigterm()
+    if NICE:
+        os.nice(NICE - os.nice(0))
     if can_pin():
         os.sched_setaffinity(0, {core})
 
@@ -99,7 +110,7 @@ def start_openai(port: int, ttft: float, tps: float, content: str) -> subprocess
     )
     args = [PYTHON, "-c", code, "--port", str(port), "--ttft", str(ttft), "--tps", str(tps)]
     args += ["--content", content]
-    cmd = (["taskset", "-c", "0"] if can_pin() else []) + args
+    cmd = _prefix("0") + args
     RESULTS.mkdir(parents=True, exist_ok=True)
     log = (RESULTS / "openai-server.log").open("ab")
     proc = subprocess.Popen(cmd, cwd=SOURCE, stdout=log, stderr=subprocess.STDOUT)
@@ -211,8 +222,7 @@ def start_server(
     for index in range(workers):
         port = free_port()
         cmd = _worker_command(kind, port, deflate)
-        if can_pin():
-            cmd = ["taskset", "-c", str(1 - index % 2), *cmd]
+        cmd = _prefix(str(1 - index % 2)) + cmd
         procs.append(
             subprocess.Popen(cmd, cwd=SOURCE, env=env, stdout=log, stderr=subprocess.STDOUT)
         )
@@ -274,9 +284,7 @@ def start_nginx(listen: int, upstreams: list[int]) -> subprocess.Popen[bytes]:
     conf.write_text(nginx_config(listen, upstreams))
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     subprocess.run([nginx, "-t", "-q", "-c", str(conf)], check=True)
-    cmd = [nginx, "-c", str(conf), "-g", "daemon off; worker_processes 1;"]
-    if can_pin():
-        cmd = ["taskset", "-c", "0", *cmd]
+    cmd = [*_prefix("0"), nginx, "-c", str(conf), "-g", "daemon off; worker_processes 1;"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _wait_port(listen, proc)
     return proc
