@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import signal
 import socket
 import sqlite3
@@ -158,9 +159,14 @@ def manage(env: dict[str, str], *args: str) -> None:
 
 @pytest.fixture(scope="session")
 def chat_server(
-    tmp_path_factory: pytest.TempPathFactory, openai_process: OpenAIProcess
+    tmp_path_factory: pytest.TempPathFactory,
+    openai_process: OpenAIProcess,
+    example_database: tuple[Path, dict[str, str], subprocess.Popen[bytes]],
 ) -> Iterator[ChatServer]:
-    """The test project, answering through the loopback OpenAI server (slow, visible streams)."""
+    """The test project, answering through the loopback OpenAI server (slow, visible streams).
+
+    It asks for the example's database only to start building it early, alongside these tests.
+    """
     db = tmp_path_factory.mktemp("widget") / "server.sqlite3"
     config = {
         "AI_BACKEND": "sophie_chat.ai.openai.OpenAIBackend",
@@ -185,12 +191,32 @@ def chat_server(
 
 
 @pytest.fixture(scope="session")
-def example_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatServer]:
-    """The example marketplace with its demo data, answering offline from its knowledge base."""
+def example_database(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Path, dict[str, str], subprocess.Popen[bytes]]]:
+    """Migrate and load the marketplace's demo data in the background (about 20 s)."""
     db = tmp_path_factory.mktemp("example") / "server.sqlite3"
     env = server_env(db, "tests.widget.example_settings")
-    manage(env, "migrate", "--noinput", "-v0")
-    manage(env, "load_demo")
+    django = f"{shlex.quote(sys.executable)} -m django"
+    prep = subprocess.Popen(
+        f"{django} migrate --noinput -v0 && {django} load_demo",
+        shell=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    yield db, env, prep
+    if prep.poll() is None:
+        prep.kill()
+
+
+@pytest.fixture(scope="session")
+def example_server(
+    example_database: tuple[Path, dict[str, str], subprocess.Popen[bytes]],
+) -> Iterator[ChatServer]:
+    """The example marketplace with its demo data, answering offline from its knowledge base."""
+    db, env, prep = example_database
+    assert prep.wait(120) == 0, "migrate or load_demo failed"
     server = ChatServer(free_port(), env, db, probe="/")
     server.start()
     yield server
