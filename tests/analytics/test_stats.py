@@ -115,7 +115,7 @@ def test_database_and_python_percentiles_agree(chat_session_factory: Callable[..
         session=session, seq=99, sender="assistant", content="", metadata={"response_ms": "n/a"}
     )
     qs = stats.messages(stats.Filters.last_days(1)).filter(sender="assistant")
-    sources, python = timings._answers_python(qs)
+    sources, python = timings._answers_python(qs, stats.Filters.last_days(1))
     assert sources == {"ai": 11, "unknown": 1}
     assert (python.response_p50, python.response_p95) == (450, 3000)
     assert python.ttft_p50 == 225
