@@ -82,6 +82,24 @@ def test_marketplace_pages_conversation_follows_and_404_is_reported(
     assert last_page["status"] == 404
 
 
+def test_escalation_card_with_the_sites_support_contacts(
+    visitor: Any, example_server: ChatServer
+) -> None:
+    page = visitor.new_page()
+    page.goto(example_server.url("/como-funciona/"))
+    open_chat(page)
+    ask(page, "Quero falar com um atendente humano")
+    card = page.get_by_role("group", name="Fale com a nossa equipe de suporte")
+    expect(card).to_be_visible()
+    expect(card.get_by_role("link", name="+5511400000000")).to_have_attribute(
+        "href", "https://wa.me/5511400000000"
+    )
+    expect(card.get_by_role("link", name="Central de ajuda")).to_have_attribute(
+        "href", "/como-funciona/#suporte"
+    )
+    expect(card.get_by_role("link", name="suporte@example.com")).to_be_visible()
+
+
 def test_sending_too_fast_shows_a_countdown_and_holds_the_message(
     visitor: Any, example_server: ChatServer
 ) -> None:

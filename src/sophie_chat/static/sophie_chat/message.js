@@ -124,17 +124,21 @@ export function escalationCard(escalation, ctx) {
         "li",
         {},
         icon(name),
-        h("span", { class: "sc-clabel" }, `${label}: `),
+        label && h("span", { class: "sc-clabel" }, `${label}: `),
         href ? h("a", { href, target: "_blank", rel: "noopener noreferrer" }, value) : value,
       ),
     );
+  const web = (value) => /^https?:\/\//.test(value);
   if (c.email) row("mail", ctx.t("email"), c.email, `mailto:${c.email}`);
   if (c.phone) row("phone", ctx.t("phone"), c.phone, `tel:${c.phone.replace(/[^\d+]/g, "")}`);
   if (c.whatsapp) {
-    row("whatsapp", ctx.t("whatsapp"), c.whatsapp, `https://wa.me/${c.whatsapp.replace(/\D/g, "")}`);
+    // A number ("+55 11 99999-0000") or a ready link ("https://wa.me/5511999990000").
+    const digits = c.whatsapp.replace(/^https?:\/\/[^/]+\//, "").replace(/\D/g, "");
+    const shown = web(c.whatsapp) ? `+${digits}` : c.whatsapp;
+    row("whatsapp", ctx.t("whatsapp"), shown, web(c.whatsapp) ? c.whatsapp : `https://wa.me/${digits}`);
   }
   if (c.hours) row("clock", ctx.t("hours"), c.hours);
-  if (c.url && /^(https?:\/\/|\/)/.test(c.url)) row("link", ctx.t("helpCenter"), c.url, c.url);
+  if (c.url && (web(c.url) || /^\/(?!\/)/.test(c.url))) row("link", "", ctx.t("helpCenter"), c.url);
   return h(
     "div",
     { class: "sc-card", role: "group", "aria-label": ctx.t("escalationTitle") },
