@@ -98,6 +98,7 @@ def test_escalation_card_with_the_sites_support_contacts(
         "href", "/como-funciona/#suporte"
     )
     expect(card.get_by_role("link", name="suporte@example.com")).to_be_visible()
+    shot(page, "escalation")
 
 
 def test_sending_too_fast_shows_a_countdown_and_holds_the_message(
