@@ -11,7 +11,7 @@ Signals, strongest first:
 ``human_request``    intent ``human_request`` or a phrase such as "falar com atendente".
 ``frustration``      a word or phrase of the built-in pt-BR/English lexicon or of
                      ``CHAT_CONFIG["FRUSTRATION_WORDS"]``.
-``complaint``        intent ``complaint`` together with a negative word.
+``complaint``        intent ``complaint`` together with two negative words.
 ``repeated_fallback`` ``state["consecutive_fallbacks"] >= ESCALATION_FALLBACK_THRESHOLD``.
 ``repeated_question`` the last three user messages say the same thing (token Jaccard >= 0.6).
 
@@ -193,6 +193,11 @@ def _contains_phrase(normalized: str, phrases: tuple[str, ...] | list[str]) -> b
     return any(f" {p} " in padded for p in phrases if p)
 
 
+def _count_phrases(normalized: str, phrases: tuple[str, ...]) -> int:
+    padded = f" {normalized} "
+    return sum(1 for p in phrases if f" {p} " in padded)
+
+
 @lru_cache(maxsize=32)
 def _normalized_extra(words: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(n for n in (normalize(w) for w in words) if n)
@@ -237,7 +242,9 @@ def reason_for(text: str, intent: str, state: dict[str, Any]) -> str | None:
         return "human_request"
     if _contains_phrase(normalized, _frustration_phrases()):
         return "frustration"
-    if intent == "complaint" and _contains_phrase(normalized, NEGATIVE_WORDS):
+    # Two negative words, not one: "my order is a bit late, is that normal?" deserves an answer
+    # first; "the provider did not show up and I was charged" deserves a person.
+    if intent == "complaint" and _count_phrases(normalized, NEGATIVE_WORDS) >= 2:
         return "complaint"
     threshold = int(config["ESCALATION_FALLBACK_THRESHOLD"])
     if threshold > 0 and int(state.get("consecutive_fallbacks") or 0) >= threshold:
