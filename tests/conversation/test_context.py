@@ -277,6 +277,9 @@ def test_service_inquiry_brings_service_details(kb: None, chat_config: Callable[
 def test_service_inquiry_without_a_provider_uses_service_entries(kb: None) -> None:
     items = build_knowledge_base_context("qual o preço do eletricista?", language="pt-br")
     assert slugs(items)[0] == "servico-eletricista"
+    # The service entry is not repeated as "service details", nor joined by unrelated services.
+    assert len(slugs(items)) == len(set(slugs(items)))
+    assert all(i["category"] != "service_info" for i in items)
 
 
 def test_build_turn_context_in_one_go(

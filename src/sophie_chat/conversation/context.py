@@ -283,7 +283,8 @@ def _assemble(
     if is_service_inquiry(query, intent):
         services = [
             {
-                "slug": f"service-info-{i}",
+                # Details drawn from a knowledge entry keep its slug: no duplicate of a hit.
+                "slug": s.extra.get("slug") or f"service-info-{i}",
                 "title": s.title,
                 "content": s.as_text(),
                 "url": s.url,

@@ -117,7 +117,9 @@ def _from_knowledge_base(query: str, language: str, limit: int) -> list[ServiceI
     from sophie_chat.knowledge.search import KnowledgeBase
 
     results = KnowledgeBase().search(query, category="service", language=language, limit=limit)
-    return [entry_to_service_info(r.entry) for r in results]
+    # "quanto custa um encanador?" is about plumbers, not every service whose text says "custa".
+    best = results[0].score if results else 0.0
+    return [entry_to_service_info(r.entry) for r in results if r.score >= best * 0.5]
 
 
 def entry_to_service_info(entry: Any) -> ServiceInfo:
