@@ -96,8 +96,13 @@ def build_demo_chats(
     message_rows: list[ChatMessage] = []
     analytics_rows: list[ChatAnalytics] = []
     turns = max(1, messages_per_session // 2)
-    for _ in range(sessions):
-        started = now - dt.timedelta(seconds=rng.uniform(0, days * 86400))
+    # A few chats going on right now, so "active now" is not always zero.
+    live = max(1, sessions // 150)
+    for number in range(sessions):
+        if number < live:
+            started = now - dt.timedelta(seconds=rng.uniform(120, 600))
+        else:
+            started = now - dt.timedelta(seconds=rng.uniform(0, days * 86400))
         session = ChatSession(
             id=uuid.uuid4(),
             visitor_key=uuid.uuid4().hex,
@@ -113,7 +118,7 @@ def build_demo_chats(
         escalation: dict[str, Any] | None = None
         for turn in range(turns):
             intent = _pick_intent(rng)
-            at += dt.timedelta(seconds=rng.uniform(5, 90))
+            at = min(now, at + dt.timedelta(seconds=rng.uniform(5, 90)))
             message_rows.append(
                 ChatMessage(
                     session=session,
@@ -144,7 +149,7 @@ def build_demo_chats(
                 reply_escalation: dict[str, Any] | None = escalation
             else:
                 reply_escalation = None
-            at += dt.timedelta(milliseconds=total)
+            at = min(now, at + dt.timedelta(milliseconds=total))
             message_rows.append(
                 ChatMessage(
                     session=session,
