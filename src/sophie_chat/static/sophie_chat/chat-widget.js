@@ -37,7 +37,13 @@ export class ChatWidget {
     this.badge = h("span", { class: "sc-badge", hidden: true, "aria-hidden": "true" });
     this.launcher = h(
       "button",
-      { type: "button", class: "sc-launcher", "aria-expanded": "false", "aria-controls": "sc-window", onclick: () => this.toggle() },
+      {
+        type: "button",
+        class: "sc-launcher",
+        "aria-expanded": "false",
+        "aria-controls": "sc-window",
+        onclick: () => this.toggle(),
+      },
       icon("chat", "sc-i-chat"),
       icon("down", "sc-i-down"),
       this.badge,
@@ -56,7 +62,8 @@ export class ChatWidget {
       onStop: () => this.conn.send({ type: "stop" }),
       onMinimize: () => this.close(),
       onEnd: () => this.end(),
-      onRate: (score, comment) => this.control({ type: "rating", score, ...(comment ? { comment } : {}) }),
+      onRate: (score, comment) =>
+        this.control({ type: "rating", score, ...(comment ? { comment } : {}) }),
       onRestart: () => this.restart(),
       onOlder: () => this.conversation.older(),
       onRetry: () => this.conn.retryNow(),
@@ -160,7 +167,10 @@ export class ChatWidget {
   pageInfo() {
     if (this.pageOverride) return this.pageOverride;
     const status =
-      this.config.status || Number(document.documentElement.dataset.status) || navigationStatus() || 200;
+      this.config.status ||
+      Number(document.documentElement.dataset.status) ||
+      navigationStatus() ||
+      200;
     const url = location.href.split("#")[0];
     return { url, title: document.title, referrer: document.referrer, status };
   }
@@ -191,7 +201,8 @@ export class ChatWidget {
     if (this.later?.length) this.win.showNotice("");
     this.later = [];
     this.conn.flush();
-    for (const frame of this.conn.outbox) this.conversation.byId.get(frame.id)?.setPending("sending");
+    for (const frame of this.conn.outbox)
+      this.conversation.byId.get(frame.id)?.setPending("sending");
     if (this.isOpen) this.markRead();
     else this.updateBadge();
   }
@@ -242,7 +253,8 @@ export class ChatWidget {
       };
       tick();
       this.countdown = setInterval(tick, 1000);
-      for (const frame of this.conn.outbox) this.conversation.byId.get(frame.id)?.setPending("queued");
+      for (const frame of this.conn.outbox)
+        this.conversation.byId.get(frame.id)?.setPending("queued");
       this.win.setTyping(false);
       this.win.setStreaming(false);
       this.conversation.connectionLost();
@@ -264,7 +276,7 @@ export class ChatWidget {
       clearInterval(this.rateTimer);
       const tick = () => {
         const seconds = Math.ceil((until - Date.now()) / 1000);
-        if (seconds <= 0) return clearInterval(this.rateTimer), this.win.showNotice("");
+        if (seconds <= 0) return (clearInterval(this.rateTimer), this.win.showNotice(""));
         this.win.showNotice(t("err_rate_limited", { seconds }));
       };
       tick();

@@ -13,10 +13,21 @@ export class ChatWindow {
     this.ctx = ctx;
     const { t } = ctx;
     this.statusText = h("span", {}, t("connecting"));
-    this.status = h("p", { class: "sc-status", "data-state": "connecting" }, h("span", { class: "sc-dot" }), this.statusText);
+    this.status = h(
+      "p",
+      { class: "sc-status", "data-state": "connecting" },
+      h("span", { class: "sc-dot" }),
+      this.statusText,
+    );
     this.endButton = h(
       "button",
-      { type: "button", class: "sc-hbtn", "aria-label": t("end"), title: t("end"), onclick: () => this.confirmEnd() },
+      {
+        type: "button",
+        class: "sc-hbtn",
+        "aria-label": t("end"),
+        title: t("end"),
+        onclick: () => this.confirmEnd(),
+      },
       icon("close"),
     );
     const header = h(
@@ -26,7 +37,13 @@ export class ChatWindow {
       h("div", { class: "sc-title" }, h("h2", { class: "sc-name" }, ctx.name), this.status),
       h(
         "button",
-        { type: "button", class: "sc-hbtn", "aria-label": t("minimize"), title: t("minimize"), onclick: () => ctx.onMinimize() },
+        {
+          type: "button",
+          class: "sc-hbtn",
+          "aria-label": t("minimize"),
+          title: t("minimize"),
+          onclick: () => ctx.onMinimize(),
+        },
         icon("down"),
       ),
       this.endButton,
@@ -39,11 +56,20 @@ export class ChatWindow {
       h("button", { type: "button", class: "sc-link", onclick: () => ctx.onRetry() }, t("tryNow")),
     );
     this.older = h("div", { class: "sc-older", hidden: true }, t("loadingOlder"));
-    this.greeting = h("div", { class: "sc-msg sc-assistant sc-greeting" }, h("div", { class: "sc-bubble" }, t("greeting")));
+    this.greeting = h(
+      "div",
+      { class: "sc-msg sc-assistant sc-greeting" },
+      h("div", { class: "sc-bubble" }, t("greeting")),
+    );
     this.typing = h(
       "div",
       { class: "sc-msg sc-assistant sc-typing", hidden: true },
-      h("div", { class: "sc-bubble" }, h("span", { class: "sc-dots", "aria-hidden": "true" }, h("i"), h("i"), h("i")), srOnly(t("typing"))),
+      h(
+        "div",
+        { class: "sc-bubble" },
+        h("span", { class: "sc-dots", "aria-hidden": "true" }, h("i"), h("i"), h("i")),
+        srOnly(t("typing")),
+      ),
     );
     this.items = h("div", { class: "sc-items" });
     this.list = h(
@@ -64,15 +90,29 @@ export class ChatWindow {
       h(
         "div",
         { class: "sc-actions" },
-        h("button", { type: "button", class: "sc-ghost", onclick: () => this.cancelEnd() }, t("cancel")),
-        h("button", { type: "button", class: "sc-danger", onclick: () => this.ended() }, t("endYes")),
+        h(
+          "button",
+          { type: "button", class: "sc-ghost", onclick: () => this.cancelEnd() },
+          t("cancel"),
+        ),
+        h(
+          "button",
+          { type: "button", class: "sc-danger", onclick: () => this.ended() },
+          t("endYes"),
+        ),
       ),
     );
     this.rating = new RatingPanel({ t, onRate: ctx.onRate, onDone: () => ctx.onRestart() });
     this.composer = this.buildComposer();
     this.el = h(
       "div",
-      { class: "sc-window", id: "sc-window", role: "dialog", "aria-label": t("dialog"), hidden: true },
+      {
+        class: "sc-window",
+        id: "sc-window",
+        role: "dialog",
+        "aria-label": t("dialog"),
+        hidden: true,
+      },
       header,
       this.banner,
       this.list,
@@ -101,7 +141,11 @@ export class ChatWindow {
       icon("stop"),
       this.ctx.t("stop"),
     );
-    this.sendButton = h("button", { type: "submit", class: "sc-send", "aria-label": t("send"), title: t("send") }, icon("send"));
+    this.sendButton = h(
+      "button",
+      { type: "submit", class: "sc-send", "aria-label": t("send"), title: t("send") },
+      icon("send"),
+    );
     this.input.addEventListener("input", () => this.inputChanged());
     this.input.addEventListener("keydown", (event) => {
       // Enter sends, Shift+Enter is a new line; never while an IME is composing.
@@ -246,7 +290,11 @@ export class ChatWindow {
 
   focusInput() {
     if (!this.composer.hidden) this.input.focus();
-    else (this.el.querySelector(".sc-panel:not([hidden]) input, .sc-panel:not([hidden]) button") || this.list).focus();
+    else
+      (
+        this.el.querySelector(".sc-panel:not([hidden]) input, .sc-panel:not([hidden]) button") ||
+        this.list
+      ).focus();
   }
 
   setEndable(on) {

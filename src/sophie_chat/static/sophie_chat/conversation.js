@@ -84,7 +84,12 @@ export class Conversation {
 
   /** A message the visitor just typed: shown at once, sent through the outbox. */
   outgoing(frame, queued) {
-    const msg = this.message({ id: frame.id, sender: "user", text: frame.text, status: "complete" });
+    const msg = this.message({
+      id: frame.id,
+      sender: "user",
+      text: frame.text,
+      status: "complete",
+    });
     msg.seq = null;
     msg.el.dataset.seq = "";
     msg.setPending(queued ? "queued" : "sending");
@@ -239,7 +244,8 @@ export class Conversation {
 
   assistantAfter(seq) {
     let count = 0;
-    for (const msg of this.bySeq.values()) if (msg.sender === "assistant" && msg.done && msg.seq > seq) count += 1;
+    for (const msg of this.bySeq.values())
+      if (msg.sender === "assistant" && msg.done && msg.seq > seq) count += 1;
     return count;
   }
 }

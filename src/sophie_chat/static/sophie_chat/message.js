@@ -135,7 +135,12 @@ export function escalationCard(escalation, ctx) {
     // A number ("+55 11 99999-0000") or a ready link ("https://wa.me/5511999990000").
     const digits = c.whatsapp.replace(/^https?:\/\/[^/]+\//, "").replace(/\D/g, "");
     const shown = web(c.whatsapp) ? `+${digits}` : c.whatsapp;
-    row("whatsapp", ctx.t("whatsapp"), shown, web(c.whatsapp) ? c.whatsapp : `https://wa.me/${digits}`);
+    row(
+      "whatsapp",
+      ctx.t("whatsapp"),
+      shown,
+      web(c.whatsapp) ? c.whatsapp : `https://wa.me/${digits}`,
+    );
   }
   if (c.hours) row("clock", ctx.t("hours"), c.hours);
   if (c.url && (web(c.url) || /^\/(?!\/)/.test(c.url))) row("link", "", ctx.t("helpCenter"), c.url);

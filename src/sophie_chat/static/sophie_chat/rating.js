@@ -25,7 +25,11 @@ export class RatingPanel {
     );
     this.stars = stars;
     this.comment = h("textarea", { id: "sc-rate-comment", rows: 2, maxlength: 1000 });
-    this.submit = h("button", { type: "submit", class: "sc-primary", disabled: true }, t("rateSubmit"));
+    this.submit = h(
+      "button",
+      { type: "submit", class: "sc-primary", disabled: true },
+      t("rateSubmit"),
+    );
     this.form = h(
       "form",
       { class: "sc-rate", onsubmit: (event) => this.send(event) },
@@ -40,7 +44,11 @@ export class RatingPanel {
       h(
         "div",
         { class: "sc-actions" },
-        h("button", { type: "button", class: "sc-ghost", onclick: () => this.thank(false) }, t("rateSkip")),
+        h(
+          "button",
+          { type: "button", class: "sc-ghost", onclick: () => this.thank(false) },
+          t("rateSkip"),
+        ),
         this.submit,
       ),
     );
@@ -48,7 +56,11 @@ export class RatingPanel {
       "div",
       { class: "sc-thanks", hidden: true },
       h("p", { class: "sc-panel-title", tabindex: -1 }, t("rateThanks")),
-      h("button", { type: "button", class: "sc-primary", onclick: () => ctx.onDone() }, t("newConversation")),
+      h(
+        "button",
+        { type: "button", class: "sc-primary", onclick: () => ctx.onDone() },
+        t("newConversation"),
+      ),
     );
     this.el.append(this.form, this.thanks);
   }
