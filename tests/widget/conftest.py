@@ -58,6 +58,7 @@ class Process:
     def __init__(self, args: list[str], port: int, env: dict[str, str], probe: str) -> None:
         self.args, self.port, self.env, self.probe = args, port, env, probe
         self.proc: subprocess.Popen[bytes] | None = None
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         self.log = (SCREENSHOTS.parent / f"server-{port}.log").open("ab")
 
     def start(self) -> None:
@@ -79,6 +80,7 @@ class Process:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.kill()
+        self.log.close()
 
 
 class OpenAIProcess(Process):
