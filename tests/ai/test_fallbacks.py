@@ -132,3 +132,19 @@ async def test_a_broken_prompt_template_still_answers(fast, settings, turn_facto
     out = await run(turn_factory("Oi"))
     assert (out.reply.source, out.reply.error, out.reply.degraded) == ("fallback", "other", True)
     assert fast.requests == []
+
+
+@pytest.mark.parametrize(
+    ("whatsapp", "link"),
+    [
+        ("https://wa.me/5511400000000", "(https://wa.me/5511400000000)"),
+        ("+55 11 4000-0000", "(https://wa.me/551140000000)"),
+    ],
+)
+def test_whatsapp_contact_opens_a_chat_not_a_phone_call(whatsapp: str, link: str) -> None:
+    block = fallbacks.contact_block("pt-br", {"whatsapp": whatsapp, "phone": "+55 11 4000-0000"})
+
+    whatsapp_line = next(line for line in block.splitlines() if "WhatsApp" in line)
+    assert link in whatsapp_line
+    assert "tel:" not in whatsapp_line
+    assert "(tel:+551140000000)" in block

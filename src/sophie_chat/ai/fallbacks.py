@@ -137,7 +137,13 @@ def contact_block(language: str | None, contacts: dict[str, Any] | None = None) 
             continue
         if field == "email":
             value = f"[{value}](mailto:{value})"
-        elif field in ("phone", "whatsapp"):
+        elif field == "whatsapp" and value.lower().startswith(("https://", "http://")):
+            value = f"[{value}]({value})"
+        elif field == "whatsapp":
+            # A bare number becomes a click-to-chat link; tel: would dial, not open WhatsApp.
+            digits = "".join(ch for ch in value if ch.isdigit())
+            value = f"[{value}](https://wa.me/{digits})" if digits else value
+        elif field == "phone":
             digits = "".join(ch for ch in value if ch.isdigit() or ch == "+")
             value = f"[{value}](tel:{digits})" if digits else value
         elif field == "url":
