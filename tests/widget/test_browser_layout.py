@@ -81,7 +81,11 @@ def test_desktop_window_is_380_by_600_above_the_accessibility_button(
 
 def test_phone_window_is_fullscreen(browser: Any, chat_server: ChatServer) -> None:
     context = browser.new_context(
-        viewport={"width": 390, "height": 844}, locale="pt-BR", has_touch=True, is_mobile=True
+        viewport={"width": 390, "height": 844},
+        locale="pt-BR",
+        timezone_id="America/Sao_Paulo",
+        has_touch=True,
+        is_mobile=True,
     )
     page = context.new_page()
     try:
