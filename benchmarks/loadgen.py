@@ -56,12 +56,12 @@ class Workload:
     repeat_share: float = 0.2  # share of messages that repeat a common question
     idle: bool = False  # idle-heavy: one message every ``interval`` during ``window``
     interval: tuple[float, float] = (20.0, 40.0)  # seconds between an idle session's messages
-    window: float = 50.0  # seconds during which idle sessions start new messages
+    window: float = 45.0  # seconds during which idle sessions start new messages
     turn_timeout: float = 30.0  # seconds until a reply without its done frame is an error
     connect_concurrency: int = 100  # handshakes in flight at once while connecting
     # seconds: no session starts a message after this (keeps a saturated server's run bounded;
     # the standard workload needs about 35 s when the server keeps up)
-    max_duration: float = 75.0
+    max_duration: float = 60.0
     seed: int = 8
 
 

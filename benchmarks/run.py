@@ -23,21 +23,23 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import loadgen, report, servers
-from benchmarks.scenario import TPS, TTFT, Config, run_config
+from benchmarks.scenario import TPS, TTFT, WARM_UP_VISITORS, Config, run_config
 
+OURS = ("ours",)
+# About 10 minutes on a 2-core machine; the baseline runs where the comparison is the point.
 STANDARD = [
     Config("uvicorn", "postgres", 100),
     Config("uvicorn", "postgres", 300),
-    Config("uvicorn", "postgres", 1000, idle=True),
-    Config("daphne", "postgres", 100),
-    Config("uvicorn", "sqlite", 100, targets=("ours",)),
+    Config("uvicorn", "postgres", 1000, idle=True, targets=OURS),
+    Config("daphne", "postgres", 100, targets=OURS),
+    Config("uvicorn", "sqlite", 100, targets=OURS),
 ]
 FULL = [
     Config(server, db, n, idle=n == 1000, targets=targets)
     for server in ("uvicorn", "daphne")
     for db in ("postgres", "sqlite")
     for n in (100, 300, 1000)
-    for targets in [("ours", "baseline") if db == "postgres" else ("ours",)]
+    for targets in [("ours", "baseline") if db == "postgres" else OURS]
 ]
 
 
@@ -90,7 +92,8 @@ def run_configs(configs: list[Config]) -> dict[str, Any]:
             if config.db not in prepared:
                 servers.prepare_db(config.db)
                 most = max(c.sessions for c in configs if c.db == config.db)
-                prepared[config.db] = servers.make_visitors(config.db, most + 1)
+                count = most + WARM_UP_VISITORS
+                prepared[config.db] = servers.make_visitors(config.db, count)
             print(f"== {config.name}", flush=True)
             result = asyncio.run(run_config(config, openai_url, prepared[config.db]))
             print(report.config_lines(result), flush=True)

@@ -133,21 +133,27 @@ def summarize(
     }
 
 
-async def _warm_up(url: str, origin: str, cookie: str | None) -> None:
-    """Import everything and put the common questions in the cache before measuring."""
+WARM_UP_VISITORS = len(loadgen.COMMON_QUESTIONS) + 1
 
-    async def ask(text: str, fresh: bool = False) -> None:
+
+async def _warm_up(url: str, origin: str, cookies: list[str]) -> None:
+    """Import everything and put the common questions in the cache before measuring.
+
+    One visitor per question, so they run at once and each opens a history-less chat.
+    """
+
+    async def ask(cookie: str, text: str) -> None:
         ws = await loadgen.open_session(url, origin, cookie)
         try:
-            result = await loadgen.turn(ws, -1, text, 30, fresh=fresh)
+            result = await loadgen.turn(ws, -1, text, 30, fresh=True)
             if result.error:
                 raise RuntimeError(f"warm-up turn failed: {result.error}")
         finally:
             await ws.close()
 
-    await ask("Olá, tudo bem? (aquecimento)")
-    for text in loadgen.COMMON_QUESTIONS:  # one at a time: each must start a history-less chat
-        await ask(text, fresh=True)
+    questions = ["Olá, tudo bem? (aquecimento)", *loadgen.COMMON_QUESTIONS]
+    await ask(cookies[0], questions[0])  # imports and first connections, alone
+    await asyncio.gather(*(ask(c, q) for c, q in zip(cookies[1:], questions[1:], strict=True)))
 
 
 async def run_target(
@@ -160,7 +166,7 @@ async def run_target(
     try:
         url = f"ws://127.0.0.1:{server.port}{PATHS[target]}"
         cookies = [f"{cookie_name}={key}" for key in keys]
-        await _warm_up(url, server.origin, cookies[-1])
+        await _warm_up(url, server.origin, cookies[-WARM_UP_VISITORS:])
         await asyncio.sleep(0.5)
         pids = server.pids()
         usage = {"before": servers.proc_usage(pids)}
@@ -192,7 +198,7 @@ async def run_target(
 
 
 async def run_config(config: Config, openai_url: str, visitors: tuple[str, list[str]]) -> dict:
-    """Every target of one configuration; ``visitors`` must hold ``sessions + 1`` keys."""
+    """Every target of one configuration; ``visitors`` holds ``sessions + WARM_UP_VISITORS``."""
     cookie_name, keys = visitors
     result: dict[str, Any] = {"config": asdict(config), "name": config.name, "targets": {}}
     for target in config.targets:
