@@ -79,7 +79,10 @@ def test_desktop_window_is_380_by_600_above_the_accessibility_button(
     page.locator("#a11y").click(timeout=2000)
 
 
-def test_phone_window_is_fullscreen(browser: Any, chat_server: ChatServer) -> None:
+def test_phone_window_is_fullscreen(
+    browser: Any, chat_server: ChatServer, openai_process: OpenAIProcess
+) -> None:
+    openai_process.configure(content=ANSWER, tokens_per_second=0)
     context = browser.new_context(
         viewport={"width": 390, "height": 844},
         locale="pt-BR",
@@ -93,7 +96,7 @@ def test_phone_window_is_fullscreen(browser: Any, chat_server: ChatServer) -> No
         open_chat(page)
         assert box(page.get_by_role("dialog")) == {"x": 0, "y": 0, "width": 390, "height": 844}
         expect(page.locator(".sc-launcher")).to_be_hidden()
-        ask(page, "Como funciona o pagamento?")
+        ask(page, "Como contrato um eletricista?")
         expect(answers(page)).to_have_count(1)
         shot(page, "mobile")
         page.get_by_role("button", name="Minimizar", exact=True).click()
