@@ -86,6 +86,8 @@ export class ChatWidget {
     });
     this.root.append(this.win.el, this.launcher);
     this.win.setEndable(false);
+    // A returning visitor's messages are on their way: no greeting flash before them.
+    this.win.greeting.hidden = Boolean(this.store.get("sessionId"));
     this.win.setDraft(this.store.get("draft", ""));
     for (const frame of this.conn.outbox) this.conversation.outgoing(frame, true);
     this.updateBadge();

@@ -136,6 +136,7 @@ export class Conversation {
     if (!fresh && !switched && this.seenSeq && this.seenSeq < (frame.last_seq || 0)) {
       this.ctx.conn.send({ type: "resume", after_seq: this.seenSeq });
     }
+    this.win.greeting.hidden = this.win.items.children.length > 0;
     this.ctx.onSession(frame);
   }
 
