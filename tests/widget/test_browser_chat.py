@@ -322,3 +322,19 @@ def test_two_tabs_show_the_same_conversation_once(
         expect(answers(tab)).to_have_count(2)
         seqs = tab.locator(".sc-items .sc-msg").evaluate_all("els => els.map(e => +e.dataset.seq)")
         assert seqs == [1, 2, 3, 4]
+
+
+def test_stopping_an_answer(
+    page: Any, chat_server: ChatServer, openai_process: OpenAIProcess
+) -> None:
+    openai_process.configure(content="@echo", tokens_per_second=4, ttft=0.1)
+    page.goto(chat_server.url())
+    open_chat(page)
+    ask(page, QUESTION)
+    expect(page.locator(".sc-items .sc-assistant.sc-streaming .sc-body")).not_to_be_empty()
+    page.get_by_role("button", name="Parar resposta").click()
+    done = answers(page)
+    expect(done).to_have_count(1)
+    expect(done.locator(".sc-state")).to_have_text("Você parou esta resposta.")
+    expect(page.get_by_role("button", name="Parar resposta")).to_be_hidden()
+    assert len(done.locator(".sc-body").text_content() or "") < len(QUESTION)
