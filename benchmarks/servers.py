@@ -48,9 +48,8 @@ def stop_on_sigterm() -> None:
 
 
 def _prefix(cores: str) -> list[str]:
-    """taskset (and nice) in front of a command."""
-    prefix = ["nice", "-n", str(NICE)] if NICE else []
-    return prefix + (["taskset", "-c", cores] if can_pin() else [])
+    """taskset in front of a command (its niceness is inherited from pin_self's)."""
+    return ["taskset", "-c", cores] if can_pin() else []
 
 
 def pin_self(core: int = 0) -> None:
