@@ -210,3 +210,14 @@ def test_active_sessions_gauge(client: Client, settings: Any, chat_session_facto
 def test_admin_sessions_list_links_to_the_dashboard(admin_client: Client) -> None:
     html = admin_client.get("/admin/sophie_chat/chatsession/").content.decode()
     assert f'href="{DASHBOARD}"' in html
+
+
+def test_dashboard_costs_a_fixed_number_of_queries(
+    staff_client: Client, demo: dict[str, int], django_assert_max_num_queries: Any
+) -> None:
+    # Sessions, auth and 13-15 aggregate queries, whatever the number of chats.
+    with django_assert_max_num_queries(20):
+        staff_client.get(DASHBOARD)
+    build_demo_chats(sessions=40, messages_per_session=6, days=10, seed=3)
+    with django_assert_max_num_queries(20):
+        staff_client.get(DASHBOARD)
