@@ -219,6 +219,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     # --- frames in -------------------------------------------------------------------------
 
+    async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
+        # Frames the client sent before the close are still delivered to receive(); answering
+        # them would be a send after close, which the ASGI server refuses with an exception.
+        self.connected = False
+        await super().close(code, reason)
+
     async def send_frame(self, frame: dict[str, Any]) -> None:
         if self.connected:
             await self.send(text_data=protocol.dumps(frame))

@@ -230,3 +230,16 @@ def test_corpus_is_refused_by_the_parser_with_the_expected_code() -> None:
         assert refused.value.code.value in frame.expect[1], frame.name
         checked += 1
     assert checked >= 150
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_frames_queued_behind_a_close_get_no_answer(chat: Any) -> None:
+    """A burst keeps arriving after the 4400 close; answering it would be a send after close,
+    which uvicorn refuses with an exception (a traceback in the log, the consumer torn down)."""
+    socket = await chat()
+    for raw in hostile_frames.burst(30):
+        await socket.send_raw(raw)
+    codes = [(await socket.recv())["code"] for _ in range(20)]
+    assert codes == ["invalid"] * 20
+    assert await socket.closed_with() == protocol.CloseCode.INVALID
+    assert await socket.nothing(0.5)
