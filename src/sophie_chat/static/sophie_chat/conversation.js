@@ -155,9 +155,16 @@ export class Conversation {
   }
 
   on_ack(frame) {
+    const first = this.byId.get(frame.id)?.seq == null;
     this.acked(frame.id, frame.seq);
-    this.win.setTyping(true);
-    this.win.setStreaming(true);
+    // A repeated ack (a resend after a reconnect) may be for a message answered long ago.
+    const answered = [...this.bySeq.values()].some(
+      (m) => m.sender === "assistant" && m.seq > frame.seq,
+    );
+    if (first && !answered) {
+      this.win.setTyping(true);
+      this.win.setStreaming(true);
+    }
   }
 
   on_user_message(frame) {
