@@ -268,6 +268,7 @@ export class ChatWindow {
 
   ended() {
     this.confirm.hidden = true;
+    this.list.focus(); // until the rating form appears, focus stays in the dialog
     this.ctx.onEnd();
   }
 
