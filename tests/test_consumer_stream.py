@@ -75,7 +75,8 @@ async def test_stream_is_coalesced_and_stored(
     chat_config(STREAM_COALESCE_MS=60)
     fake_ai.words = [f"w{i}" for i in range(40)]
     fake_ai.delay = 0.005  # ~200 pieces/s: several per frame
-    c = await chat(user=await make_user())
+    user = await make_user()
+    c = await chat(user=user)
     _ack, done = await c.turn("conte uma história")
     deltas = [f for f in c.frames if f["type"] == "assistant.delta"]
     assert [d["index"] for d in deltas] == list(range(len(deltas)))
@@ -84,6 +85,13 @@ async def test_stream_is_coalesced_and_stored(
     assert done["status"] == "complete"
     assert done["html"].startswith("<p>")
     assert (await rows(c.session["session_id"]))[-1] == (2, "assistant", done["text"], "complete")
+    again = await chat(user=user)  # the stored message object matches the live frames
+    stored = again.session["messages"][-1]
+    assert (stored["text"], stored["html"], stored["created_at"]) == (
+        done["text"],
+        done["html"],
+        done["created_at"],
+    )
 
 
 async def test_stop_cancels_the_pipeline_and_keeps_the_partial_text(

@@ -341,6 +341,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 page=frame.page.as_dict() if frame.page else dict(self.context.get("page") or {}),
                 user_context=dict(self.context.get("user") or {}),
                 history=result.history,
+                created_at=result.created_at,
             )
         )
 

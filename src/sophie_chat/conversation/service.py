@@ -65,6 +65,7 @@ class ReplyJob:
     page: dict[str, Any]
     user_context: dict[str, Any]
     history: list[tuple[str, str]]
+    created_at: str = ""  # ISO 8601 time of the answer's placeholder (= the user message's)
     stopped: bool = False  # answered as "stopped" without asking the AI (session closed)
 
 
@@ -279,6 +280,7 @@ async def run_reply(
             source=source,
             intent=job.intent,
             status=status,
+            created_at=job.created_at or None,
             stopped=True if status == "stopped" else None,
             degraded=True if (reply and reply.degraded) else None,
             notice=(reply.metadata.get("notice") if reply else None),
@@ -365,6 +367,7 @@ async def _store_stopped(job: ReplyJob, deliver: Deliver) -> None:
             intent=job.intent,
             status="stopped",
             stopped=True,
+            created_at=job.created_at or None,
         ),
         job.group,
     )
