@@ -261,3 +261,27 @@ def test_staff_pages_refuse_anonymous_and_non_staff(
         f"\nstaff pages: {len(STAFF_URLS)} URLs refused to anonymous {refused['anonymous']}"
         f" and to non-staff {refused['member']}"
     )
+
+
+@pytest.mark.parametrize("how", ["password_changed", "deactivated"])
+async def test_a_user_who_lost_access_can_no_longer_send(
+    chat: Any, fake_ai: Any, user_factory: Any, how: str
+) -> None:
+    """A password change elsewhere ends every other session (Django checks the session's auth
+    hash); a deactivated account may not log in. Neither may keep chatting on an open socket."""
+    user = await database_sync_to_async(user_factory)()
+    socket = await chat(user=user)
+    await socket.turn("antes")
+
+    def lose_access() -> None:
+        if how == "password_changed":
+            user.set_password("a new password")
+        else:
+            user.is_active = False
+        user.save()
+
+    await database_sync_to_async(lose_access)()
+    await socket.message("depois")
+    assert await socket.closed_with() == 4408
+    stored = await database_sync_to_async(ChatMessage.objects.filter(content="depois").count)()
+    assert stored == 0

@@ -8,8 +8,9 @@ from importlib import import_module
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import SESSION_KEY
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, load_backend
 from django.db.models import Q
+from django.utils.crypto import constant_time_compare
 
 from sophie_chat.models import ChatMessage
 
@@ -96,6 +97,24 @@ def page_of(qs: Any, limit: int) -> tuple[list[dict[str, Any]], bool]:
 
 
 def still_logged_in(session_key: str, user_id: int) -> bool:
-    """Whether the Django session still belongs to the user (a logout elsewhere flushes it)."""
+    """Whether the Django session still logs the user in, as Django's ``get_user`` would decide:
+    not logged out elsewhere (the session is flushed), no password change since (the session's
+    auth hash), account still allowed to log in (the backend returns no inactive user)."""
     store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
-    return str(store.get(SESSION_KEY)) == str(user_id)
+    if str(store.get(SESSION_KEY)) != str(user_id):
+        return False
+    backend_path = store.get(BACKEND_SESSION_KEY)
+    if backend_path not in settings.AUTHENTICATION_BACKENDS:
+        return False
+    user = load_backend(backend_path).get_user(user_id)
+    if user is None:
+        return False
+    if not hasattr(user, "get_session_auth_hash"):
+        return True
+    # Checked here rather than with get_user(): that one cycles or flushes the browser's session.
+    session_hash = str(store.get(HASH_SESSION_KEY) or "")
+    expected = [user.get_session_auth_hash()]
+    with_secret = getattr(user, "_get_session_auth_hash", None)
+    if with_secret is not None:
+        expected += [with_secret(secret=key) for key in settings.SECRET_KEY_FALLBACKS]
+    return bool(session_hash) and any(constant_time_compare(session_hash, h) for h in expected)
