@@ -355,6 +355,9 @@ def export_tree(ref: str) -> Path:
         ["git", "rev-parse", "--short", ref], cwd=REPO, check=True, capture_output=True, text=True
     ).stdout.strip()
     target = RESULTS / f"tree-{sha}"
+    for old in RESULTS.glob("tree-*"):
+        if old != target:
+            shutil.rmtree(old)  # exports of earlier commits
     if not target.exists():
         target.mkdir(parents=True)
         archive = subprocess.run(
