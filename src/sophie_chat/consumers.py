@@ -4,10 +4,7 @@ Thin by design: it authenticates, parses frames with :mod:`sophie_chat.protocol`
 work to :class:`~sophie_chat.conversation.manager.ChatManager` and the reply worker of
 :mod:`sophie_chat.conversation.service`.
 
-Fan-out: answers go to this socket with ``send()``; a channel-layer ``group_send`` per frame is
-made only while another socket of the same session is known (``chat.hello`` / ``chat.here`` /
-``chat.bye`` keep each socket's set of peers), or after this socket has gone (a reconnecting tab
-may be anywhere). A single tab therefore costs no channel-layer traffic per token.
+Fan-out to the session's other sockets is :class:`~sophie_chat.conversation.fanout.SessionFanout`.
 """
 
 from __future__ import annotations
@@ -27,6 +24,7 @@ from sophie_chat import protocol, ratelimit
 from sophie_chat.analytics import metrics
 from sophie_chat.conf import get_config
 from sophie_chat.conversation import service
+from sophie_chat.conversation.fanout import SessionFanout
 from sophie_chat.conversation.manager import ChatManager, LoggedOut, Owner, SessionEnded
 from sophie_chat.logging import get_logger
 from sophie_chat.protocol import CloseCode, ErrorCode
@@ -55,7 +53,7 @@ def _language(scope: dict[str, Any]) -> str:
     return str(get_config()["DEFAULT_LANGUAGE"])
 
 
-class ChatConsumer(AsyncWebsocketConsumer):
+class ChatConsumer(SessionFanout, AsyncWebsocketConsumer):
     """One browser tab's chat socket."""
 
     async def connect(self) -> None:
@@ -144,78 +142,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
         return True
 
-    # --- channel layer ---------------------------------------------------------------------
-
-    async def _layer(self, method: str, *args: Any) -> None:
-        if self.channel_layer is None:
-            return
-        try:
-            await getattr(self.channel_layer, method)(*args)
-        except Exception as exc:  # a Redis blip degrades multi-tab fan-out, nothing else
-            logger.warning("channel_layer_failed", op=method, error=type(exc).__name__)
-
-    async def _join(self, session_id: uuid.UUID) -> None:
-        if self.group:
-            await self._layer(
-                "group_send", self.group, {"type": "chat.bye", "sender": self.channel_name}
-            )
-            await self._layer("group_discard", self.group, self.channel_name)
-        self.group, self.peers = f"sophie-chat.{session_id.hex}", set()
-        await self._layer("group_add", self.group, self.channel_name)
-        await self._layer(
-            "group_send", self.group, {"type": "chat.hello", "sender": self.channel_name}
-        )
-
-    async def _deliver(self, frame: dict[str, Any], group: str) -> None:
-        """Send a frame of this socket's answers: here, and to the session's other sockets."""
-        if self.connected:
-            try:
-                await self.send(text_data=protocol.dumps(frame))
-            except Exception:
-                self.connected = False
-        if group and (self.peers or not self.connected or group != self.group):
-            await self._layer(
-                "group_send",
-                group,
-                {"type": "chat.frame", "frame": frame, "sender": self.channel_name},
-            )
-
-    async def chat_frame(self, event: dict[str, Any]) -> None:
-        if event.get("sender") != self.channel_name:
-            await self.send_frame(event["frame"])
-
-    async def chat_hello(self, event: dict[str, Any]) -> None:
-        if event["sender"] != self.channel_name:
-            self.peers.add(event["sender"])
-            await self._layer(
-                "send",
-                event["sender"],
-                {"type": "chat.here", "sender": self.channel_name, "group": self.group},
-            )
-
-    async def chat_here(self, event: dict[str, Any]) -> None:
-        if event.get("group") == self.group:
-            self.peers.add(event["sender"])
-
-    async def chat_bye(self, event: dict[str, Any]) -> None:
-        self.peers.discard(event["sender"])
-
-    async def chat_closed(self, event: dict[str, Any]) -> None:
-        if event.get("sender") != self.channel_name and event.get("group") == self.group:
-            self.ended = "closed"
-            await self.send_frame(protocol.closed_frame(event["session_id"]))
-
     async def disconnect(self, code: int) -> None:
         self.connected = False
         if getattr(self, "counted", False):
             self.counted = False
             metrics.connection_closed()
-        if self.group:
-            # Any answer still streaming goes on in its own task and now relays via the group.
-            await self._layer(
-                "group_send", self.group, {"type": "chat.bye", "sender": self.channel_name}
-            )
-            await self._layer("group_discard", self.group, self.channel_name)
+        await self._leave()
 
     # --- frames in -------------------------------------------------------------------------
 
