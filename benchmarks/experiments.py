@@ -7,6 +7,8 @@ benchmark server only, before the site is imported. ``run.py`` records which wer
   sharing Channels' one thread (each thread takes its own connection from the psycopg pool).
 - ``switch_1ms``: ``sys.setswitchinterval(0.001)``: a thread back from the database waits at
   most 1 ms (not 5 ms) for the event loop thread to hand over the GIL.
+- ``service_threads``: only the conversation service's two units of a turn (store the message,
+  end of turn) leave the shared thread, for a pool of 8 (applied after Django setup).
 - ``raw_sse``: the OpenAI backend reads the stream's SSE lines itself (one ``json.loads`` per
   chunk) instead of the SDK building a pydantic model per chunk (applied after Django setup).
 """
@@ -25,7 +27,7 @@ def active() -> list[str]:
     return [name for name in os.environ.get("BENCH_EXPERIMENTS", "").split(",") if name]
 
 
-LATE = {"raw_sse"}  # need the package importable (after django.setup())
+LATE = {"raw_sse", "service_threads"}  # need the package importable (after django.setup())
 
 
 def apply(late: bool = False) -> list[str]:
@@ -102,3 +104,16 @@ def _raw_sse() -> None:
             raise StreamDropped("stream ended without a finish reason")
 
     backend_module.OpenAIBackend.stream = stream  # type: ignore[method-assign]
+
+
+def _service_threads() -> None:
+    from channels.db import DatabaseSyncToAsync
+
+    from sophie_chat.conversation import service
+
+    pool = ThreadPoolExecutor(max_workers=DB_THREADS, thread_name_prefix="bench-svc")
+    for name, func in (
+        ("accept_message", service._accept_message_sync),
+        ("end_of_turn", service._end_of_turn_sync),
+    ):
+        setattr(service, name, DatabaseSyncToAsync(func, thread_sensitive=False, executor=pool))
