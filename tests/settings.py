@@ -55,6 +55,9 @@ _db_url = os.environ.get("DATABASE_URL")
 if _db_url:
     DATABASES = {"default": dj_database_url.parse(_db_url)}
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 2, "max_size": 20}
+    # Two checkouts on one machine (or CI beside a developer) must not share test_<name>.
+    if os.environ.get("PG_TEST_NAME"):
+        DATABASES["default"]["TEST"] = {"NAME": os.environ["PG_TEST_NAME"]}
 else:
     # A file, not memory: the live-server (browser) tests share it with daphne's threads.
     DATABASES = {
