@@ -91,7 +91,10 @@ class Site:
 
 
 def start_site(
-    tmp_path: Path, openai: OpenAIProcess | None, **config: Any
+    tmp_path: Path,
+    openai: OpenAIProcess | None,
+    settings: str = "tests.widget.server_settings",
+    **config: Any,
 ) -> tuple[ChatServer, dict[str, str]]:
     base: dict[str, Any] = {"RATE_LIMIT": "1000/m", "CACHE_TTL": 0, "OPENAI_API_KEY": CANARY}
     if openai is not None:
@@ -102,7 +105,7 @@ def start_site(
             OPENAI_MAX_RETRIES=0,
         )
     db = tmp_path / "server.sqlite3"
-    env = server_env(db, "tests.widget.server_settings", {**base, **config})
+    env = server_env(db, settings, {**base, **config})
     manage(env, "migrate", "--noinput", "-v0")
     return ChatServer(free_port(), env, db), env
 

@@ -266,3 +266,53 @@ def test_payloads_render_inert_in_the_widget(
         f" dialogs {dialogs}, foreign requests {foreign} of {requests} requests, {took:.0f} s"
     )
     assert rendered >= 400
+
+
+@pytest.fixture(scope="module")
+def csp_site(tmp_path_factory: pytest.TempPathFactory, openai_process: Any) -> Iterator[Site]:
+    """The test project behind a strict Content-Security-Policy (tests/security/csp.py)."""
+    server, _env = start_site(
+        tmp_path_factory.mktemp("security-csp"), openai_process, "tests.security.csp_settings"
+    )
+    server.start()
+    yield Site(server, openai_process)
+    server.stop()
+
+
+@pytest.mark.browser
+def test_widget_works_under_a_strict_content_security_policy(browser: Any, csp_site: Site) -> None:
+    """The site's own CSP is the second line of defence: the widget must work under a strict one
+    (the template tag's nonce for its script, no inline script or style, no other host)."""
+    from playwright.sync_api import expect
+
+    site = csp_site
+    assert site.openai is not None
+    site.openai.configure(content="Sem lote.", script={"xsscsp": "\n\n".join(payloads()[:BATCH])})
+    context = browser.new_context(locale="pt-BR")
+    context.set_default_timeout(15_000)
+    context.add_init_script(INSTRUMENT)
+    page = context.new_page()
+    violations: list[str] = []
+    errors: list[str] = []
+    page.on(
+        "console", lambda m: violations.append(m.text) if "Content Security" in m.text else None
+    )
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    # The hostile page: its own styles come from a stylesheet, so the policy needs no inline style.
+    response = page.goto(site.server.url("/widget-test/hostile/"))
+    assert response is not None
+    assert "script-src 'nonce-" in response.headers["content-security-policy"]
+    page.locator(".sc-launcher").click()
+    expect(page.locator(".sc-status")).to_have_attribute("data-state", "online")
+    page.locator("#sc-input").fill("xsscsp")
+    page.locator("#sc-input").press("Enter")
+    answer = page.locator(".sc-items .sc-assistant:not(.sc-streaming) .sc-body")
+    expect(answer).to_have_count(1)
+    page.evaluate(POKE)
+    page.wait_for_timeout(300)
+    executions = page.evaluate("window.__xss.count")
+    context.close()
+    print(f"\nstrict CSP: {len(violations)} violations, {executions} executions, {errors} errors")
+    assert violations == []
+    assert errors == []
+    assert executions == 0
