@@ -21,11 +21,20 @@ def _counts() -> dict[str, int]:
     from django.contrib.auth.models import User
 
     from marketplace.models import Booking, Category, Profile, Service
-    from sophie_chat.models import KnowledgeBaseEntry
+    from sophie_chat.models import ChatMessage, ChatSession, KnowledgeBaseEntry
 
     return {
         model.__name__: model.objects.count()
-        for model in (User, Profile, Category, Service, Booking, KnowledgeBaseEntry)
+        for model in (
+            User,
+            Profile,
+            Category,
+            Service,
+            Booking,
+            KnowledgeBaseEntry,
+            ChatSession,
+            ChatMessage,
+        )
     }
 
 
@@ -41,6 +50,9 @@ def test_load_demo_is_idempotent(demo: str) -> None:
     assert first["Service"] >= 20
     assert first["Category"] >= 8
     assert first["KnowledgeBaseEntry"] >= 2 * (30 + first["Service"])
+    # Past chats, so the staff dashboard and the weekly report have something to show.
+    assert first["ChatSession"] == 150
+    assert first["ChatMessage"] >= 1000
     call_command("load_demo", stdout=StringIO(), stderr=StringIO())
     assert _counts() == first
     assert "Demo loaded: " in demo

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from marketplace import demo_data, knowledge
 from marketplace.models import Booking, Category, Profile, Service
+from sophie_chat.analytics.demo import build_demo_chats, delete_demo_chats
 from sophie_chat.models import KnowledgeBaseEntry
 
 KB_COMMAND = "sophie_chat_load_kb"
@@ -35,6 +36,12 @@ class Command(BaseCommand):
             default=str(KNOWLEDGE_DIR),
             help="Folder of knowledge base YAML files (default: example_project/knowledge/).",
         )
+        parser.add_argument(
+            "--chats",
+            type=int,
+            default=150,
+            help="Past demo chats for the dashboard and weekly report (default 150; 0: none).",
+        )
 
     kb_report = "not loaded"
 
@@ -45,6 +52,13 @@ class Command(BaseCommand):
             services = self._services(categories, users)
             self._bookings(users["cliente"], services)
         kb_files = self._knowledge_files(Path(options["knowledge_dir"]))
+        # Replaced, not added to, so that running the command again keeps the same figures.
+        delete_demo_chats()
+        if options["chats"]:
+            chats = build_demo_chats(sessions=options["chats"])
+            self.stdout.write(
+                f"Demo chats: {chats['sessions']} sessions, {chats['messages']} messages"
+            )
         # Saving each service above also wrote its knowledge entries (marketplace.knowledge).
         generated = len(services) * len(knowledge.LANGUAGES)
         self._summary(generated, kb_files)
