@@ -285,3 +285,10 @@ async def test_a_user_who_lost_access_can_no_longer_send(
     assert await socket.closed_with() == 4408
     stored = await database_sync_to_async(ChatMessage.objects.filter(content="depois").count)()
     assert stored == 0
+
+
+async def test_a_made_up_session_cookie_is_not_an_identity(chat: Any) -> None:
+    """Anonymous chats belong to real Django sessions: a cookie the server never issued (a
+    guessed or stale key) opens no chat, so no one can pick the visitor key they chat as."""
+    socket = await chat(session_key="madeupmadeupmadeupmadeup12345678", read_session=False)
+    assert await socket.closed_with() == 4401
