@@ -108,7 +108,7 @@ async def test_greeting_and_human_request_use_predefined_answers(
     out = await run(turn_factory("quero falar com um atendente", extra={}))
     assert out.reply.text.startswith(fallbacks.PREDEFINED["human"]["pt"])
     assert "[ajuda@example.com](mailto:ajuda@example.com)" in out.reply.text
-    assert "(tel:+5511999990000)" in out.reply.text
+    assert "(https://wa.me/5511999990000)" in out.reply.text
 
 
 async def test_cancellation_answer_in_english(offline, turn_factory, run):

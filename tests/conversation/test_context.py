@@ -209,7 +209,7 @@ def test_lost_visitor_on_a_404_page_gets_help_to_find_their_way(kb: None) -> Non
     assert first["category"] == "navigation"
     assert "404" in first["title"]
     # The way out: the home page and the main sections of the site.
-    assert "- Página inicial: /" in first["content"]
+    assert "- [Página inicial](</>)" in first["content"]
     assert "/servicos/" in first["content"]
     english = build_knowledge_base_context(
         "where am I?", language="en", user_type="anonymous", page=page

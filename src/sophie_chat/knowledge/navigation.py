@@ -81,7 +81,10 @@ class NavigationHelp:
         """Shaped like a knowledge entry of the turn context."""
         content = self.content
         if self.links:
-            content += "\n" + "\n".join(f"- {link['title']}: {link['url']}" for link in self.links)
+            # Markdown links: the offline answer quotes this text, and a model copies its shape.
+            content += "\n\n" + "\n".join(
+                f"- [{link['title']}](<{link['url']}>)" for link in self.links
+            )
         return {
             "slug": self.slug or f"navigation-{self.status or 'page'}",
             "title": self.title,
