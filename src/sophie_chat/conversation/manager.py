@@ -19,6 +19,7 @@ from sophie_chat.conversation.store import (
     finish_reply_sync,
     mark_escalated_sync,
     open_session_sync,
+    settle_dead_replies_sync,
     store_user_message_sync,
 )
 from sophie_chat.conversation.types import (
@@ -91,6 +92,7 @@ class ChatManager:
             .filter(seq__gt=after_seq)
             .order_by("seq")[: MAX_RESUME_MESSAGES + 1]
         )
+        settle_dead_replies_sync(rows)
         return [message_dict(m) for m in rows[:MAX_RESUME_MESSAGES]], len(
             rows
         ) > MAX_RESUME_MESSAGES

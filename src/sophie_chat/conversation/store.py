@@ -81,10 +81,9 @@ def open_session_sync(
             new=True,
             notice=notice,
         )
-    stale = now - timedelta(seconds=2 * float(config["OPENAI_TIMEOUT"]))
     ChatMessage.objects.filter(
         session=session, sender=ASSISTANT, metadata__status="streaming"
-    ).filter(created_at__lt=stale).update(metadata={"status": "incomplete"})
+    ).filter(created_at__lt=dead_reply_cutoff(now)).update(metadata={"status": "incomplete"})
     messages: list[dict[str, Any]] = []
     has_more = False
     if with_messages:
@@ -102,6 +101,37 @@ def open_session_sync(
         has_more=has_more,
         notice=notice,
     )
+
+
+def dead_reply_cutoff(now: Any) -> Any:
+    """A "streaming" placeholder created before this belongs to a worker that died mid-answer.
+
+    A live answer never streams longer than its 1.5 x ``OPENAI_TIMEOUT`` backstop.
+    """
+    return now - timedelta(seconds=2 * float(get_config()["OPENAI_TIMEOUT"]))
+
+
+def settle_dead_replies_sync(rows: list[ChatMessage]) -> None:
+    """Mark the dead placeholders among ``rows`` incomplete, in the database and in ``rows``.
+
+    No query unless there is one: a client catching up on an answer whose worker died (it asks
+    again with ``resume``) then sees it end, without having to reconnect.
+    """
+    cutoff = dead_reply_cutoff(timezone.now())
+    dead = [
+        m
+        for m in rows
+        if m.sender == ASSISTANT
+        and (m.metadata or {}).get("status") == "streaming"
+        and m.created_at < cutoff
+    ]
+    if not dead:
+        return
+    ChatMessage.objects.filter(pk__in=[m.pk for m in dead], metadata__status="streaming").update(
+        metadata={"status": "incomplete"}
+    )
+    for m in dead:
+        m.metadata = {"status": "incomplete"}
 
 
 def _reserve_sql(with_context: bool) -> str:
