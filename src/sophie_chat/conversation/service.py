@@ -216,8 +216,8 @@ end_of_turn = database_sync_to_async(_end_of_turn_sync)
 
 async def run_reply(
     job: ReplyJob, deliver: Deliver, control: ReplyControl, consecutive_fallbacks: int
-) -> str:
-    """Stream one answer and store it; return its source ("ai", "cache" or "fallback")."""
+) -> int:
+    """Stream one answer and store it; return the degraded answers in a row, this one included."""
     loop = asyncio.get_running_loop()
     config = get_config()
     started = loop.time()
@@ -258,7 +258,10 @@ async def run_reply(
         "error": (reply.error if reply else "")
         or ("timeout" if control.reason == "timeout" else ""),
     }
-    fallbacks = consecutive_fallbacks + 1 if source == "fallback" else 0
+    # Only degraded answers (the model failed) count: offline mode answers every message with
+    # source "fallback" on purpose, and that is no reason to hand the visitor to a human.
+    degraded = failed or bool(reply and (reply.degraded or reply.metadata.get("degraded")))
+    fallbacks = consecutive_fallbacks + 1 if degraded else 0
     state = {
         "consecutive_fallbacks": fallbacks,
         "recent_user_texts": [*[t for s, t in job.history if s == "user"][-4:], job.text],
@@ -297,7 +300,7 @@ async def run_reply(
         first_token_ms=metadata["first_token_ms"],
         response_ms=metadata["response_ms"],
     )
-    return source
+    return fallbacks
 
 
 class ReplyWorker:
@@ -340,9 +343,8 @@ class ReplyWorker:
                 if job.stopped:
                     await _store_stopped(job, self._deliver)
                     continue
-                source = await run_reply(job, self._deliver, control, self.consecutive_fallbacks)
-                self.consecutive_fallbacks = (
-                    self.consecutive_fallbacks + 1 if source == "fallback" else 0
+                self.consecutive_fallbacks = await run_reply(
+                    job, self._deliver, control, self.consecutive_fallbacks
                 )
             except asyncio.CancelledError:
                 raise
