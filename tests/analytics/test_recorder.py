@@ -238,3 +238,19 @@ def test_broken_alert_settings_do_not_break_the_turn(
     session = chat_session_factory()
     recorder.record_turn(session.pk, reply_meta=AI_TURN, user_intent="pricing")
     assert ChatAnalytics.objects.get(session=session).ai_answers == 1
+
+
+def test_a_spent_token_budget_is_not_an_ai_failure(
+    chat_session_factory: Callable[..., Any],
+) -> None:
+    from sophie_chat.analytics import alerts
+
+    alerts._window.reset()
+    session = chat_session_factory()
+    budget_turn = {"source": "fallback", "error": "budget", "response_ms": 5}
+    for _ in range(20):
+        recorder.record_turn(session.pk, reply_meta=budget_turn, user_intent="other")
+    row = ChatAnalytics.objects.get(session=session)
+    # The model was never called: no AI error, and nothing for the failure alert to count.
+    assert (row.fallback_answers, row.ai_errors) == (20, 0)
+    assert list(alerts._window.calls) == []

@@ -60,7 +60,7 @@ def turn_increments(reply_meta: dict[str, Any]) -> dict[str, int]:
         "ai_answers": int(source == "ai"),
         "cache_answers": int(source == "cache"),
         "fallback_answers": int(source == "fallback"),
-        "ai_errors": int(bool(reply_meta.get("error"))),
+        "ai_errors": int(bool(_model_error(reply_meta))),
         "tokens_in": _ms(reply_meta.get("tokens_in")),
         "tokens_out": _ms(reply_meta.get("tokens_out")),
         "total_first_token_ms": _ms(reply_meta.get("first_token_ms")),
@@ -158,9 +158,15 @@ def record_turn(session_id: Any, *, reply_meta: dict[str, Any], user_intent: str
         logger.exception("analytics_observe_failed", session=str(session_id))
 
 
+def _model_error(reply_meta: dict[str, Any]) -> str:
+    """The failure kind of the model call, or "" (a spent token budget never called the model)."""
+    error = str(reply_meta.get("error") or "")
+    return "" if error == "budget" else error
+
+
 def _observe(reply_meta: dict[str, Any], escalation_reason: str) -> None:
     source = str(reply_meta.get("source") or "")
-    error = str(reply_meta.get("error") or "")
+    error = _model_error(reply_meta)
     metrics.observe_turn(
         source=source,
         first_token_ms=reply_meta.get("first_token_ms"),
