@@ -197,6 +197,7 @@ class ChatClient:
             "id": message.get("id"),
             "text": message["text"],
             "status": message["status"],
+            "source": message.get("source", ""),
         }
         if message.get("id") and message["sender"] == "user":
             self.outbox.pop(message["id"], None)
@@ -259,7 +260,11 @@ class ChatClient:
     # --- waiting ---------------------------------------------------------------------------
     def settled(self) -> bool:
         """Every message acknowledged, every reply finished (complete, stopped or incomplete)."""
-        return not self.outbox and all(m["status"] != "streaming" for m in self.transcript.values())
+        return not self.outbox and all(
+            self.transcript.get(seq + 1, {}).get("status", "streaming") != "streaming"
+            for seq, m in self.transcript.items()
+            if m["sender"] == "user"
+        )
 
     async def wait_for(self, predicate: Any, timeout: float) -> bool:
         deadline = time.monotonic() + timeout

@@ -90,6 +90,27 @@ def start_server(
         server.stop()
 
 
+@pytest.fixture
+def start_warm_servers(
+    faults_db: tuple[str, str], private_redis: harness.RedisServer, fake_openai: Any
+) -> Iterator[Callable[..., harness.WarmServers]]:
+    """Like ``start_server``, with a warm spare process for fast restarts after a kill."""
+    started: list[harness.WarmServers] = []
+
+    def start(**config: Any) -> harness.WarmServers:
+        chat_config = {**base_config(fake_openai.base_url, private_redis.url), **config}
+        env = harness.server_env(faults_db[1], private_redis.url, chat_config)
+        env["PYTHON"] = sys.executable
+        servers = harness.WarmServers(free_port(), env)
+        started.append(servers)
+        servers.start()
+        return servers
+
+    yield start
+    for servers in started:
+        servers.stop()
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not harness.REPORT:
         return

@@ -4,9 +4,11 @@ the figures every suite reports."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -227,3 +229,81 @@ def figures(name: str) -> SuiteFigures:
     entry = SuiteFigures(name)
     REPORT.append(entry)
     return entry
+
+
+class WarmServers:
+    """The chat server on one port, forked from a preloaded parent (``tests.faults.standby``).
+
+    ``kill()`` SIGKILLs the serving process; ``start()`` forks a new one and waits until it
+    listens.
+    """
+
+    def __init__(self, port: int, env: dict[str, str]) -> None:
+        self.port, self.env = port, env
+        self.pid: int | None = None
+        LOGS.mkdir(exist_ok=True)
+        self.log = (LOGS / f"faults-server-{port}.log").open("ab")
+        self.parent = subprocess.Popen(
+            [env["PYTHON"], "-m", "tests.faults.standby", f"--port={port}"],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+        )
+        assert self.parent.stdout is not None
+        line = self.parent.stdout.readline()
+        assert line.strip() == b"ready", f"server parent did not start: {line!r}"
+
+    def alive(self) -> bool:
+        if self.pid is None:
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def start(self) -> None:
+        assert self.parent.stdin is not None
+        assert self.parent.stdout is not None
+        self.parent.stdin.write(b"fork\n")
+        self.parent.stdin.flush()
+        self.pid = int(self.parent.stdout.readline())
+        deadline = time.monotonic() + 20
+        while True:
+            assert self.alive(), "server exited"
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            assert time.monotonic() < deadline, "server did not listen"
+            time.sleep(0.01)
+
+    def kill(self) -> None:
+        """SIGKILL the serving process and wait until it is gone."""
+        if self.pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while self.alive() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        self.pid = None
+
+    def stop(self) -> None:
+        self.kill()
+        if self.parent.poll() is None:
+            self.parent.terminate()
+            try:
+                self.parent.wait(10)
+            except subprocess.TimeoutExpired:
+                self.parent.kill()
+                self.parent.wait(5)
+        self.log.close()
+
+    def new_visitor(self) -> str:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/_faults/visitor", data=b"", method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return str(json.loads(response.read())["key"])
