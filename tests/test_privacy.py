@@ -56,6 +56,9 @@ def test_export_of_an_anonymous_visitor(people: dict[str, Any]) -> None:
     data = export_data(Subject(visitor_key="k" * 32))
     assert [s["id"] for s in data["sessions"]] == [str(people["visitor_chat"].pk)]
     assert data["sessions"][0]["messages"][0]["text"] == "olá"
+    # The visitor key is a session key: the export names the visitor without it.
+    assert "k" * 32 not in json.dumps(data)
+    assert data["subject"] == {"visitor": "kkkk…"}
 
 
 def test_erase_deletes_only_that_person(people: dict[str, Any]) -> None:

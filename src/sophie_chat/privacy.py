@@ -45,7 +45,7 @@ class Subject:
     def describe(self) -> dict[str, Any]:
         if self.user is not None:
             return {"user_id": self.user.pk, "username": self.user.get_username()}
-        return {"visitor_key": self.visitor_key}
+        return _log_subject(self)
 
 
 class SubjectNotFound(LookupError):
