@@ -333,6 +333,26 @@ async def test_logout_in_another_tab_closes_4408(chat: Any, make_user: Any, fake
     assert await c.closed_with() == 4408
 
 
+@pytest.mark.parametrize(
+    "frame",
+    [
+        {"type": "resume", "after_seq": 0},
+        {"type": "history", "before_seq": 3},
+        {"type": "rating", "score": 5},
+        {"type": "close"},
+    ],
+)
+async def test_after_a_logout_elsewhere_the_socket_can_neither_read_nor_change_the_chat(
+    chat: Any, make_user: Any, fake_ai: Any, frame: dict[str, Any]
+) -> None:
+    c = await chat(user=await make_user())
+    await c.turn("antes")
+    store = import_module(settings.SESSION_ENGINE).SessionStore(c.session_key)
+    await database_sync_to_async(store.flush)()
+    await c.send(**frame)
+    assert await c.closed_with() == 4408
+
+
 async def test_database_down_means_unavailable_not_acked(
     chat: Any, make_user: Any, fake_ai: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -14,6 +14,7 @@ from collections import OrderedDict
 from contextlib import suppress
 from typing import Any
 
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.db import DatabaseError
@@ -26,6 +27,7 @@ from sophie_chat.conf import get_config
 from sophie_chat.conversation import service
 from sophie_chat.conversation.fanout import SessionFanout
 from sophie_chat.conversation.manager import ChatManager, LoggedOut, Owner, SessionEnded
+from sophie_chat.conversation.types import still_logged_in
 from sophie_chat.logging import get_logger
 from sophie_chat.protocol import CloseCode, ErrorCode
 
@@ -33,6 +35,8 @@ logger = get_logger(__name__)
 
 MAX_INVALID_IN_A_ROW = 20
 MAX_TOO_LARGE_IN_A_ROW = 3
+#: Frames that read or change the session: checked against a logout in another tab first.
+_NEEDS_LOGIN_CHECK = frozenset({"resume", "history", "rating", "close"})
 MAX_QUEUED_REPLIES = 5
 _AVAILABILITY_ERRORS = (DatabaseError, OSError)
 
@@ -193,11 +197,23 @@ class ChatConsumer(SessionFanout, AsyncWebsocketConsumer):
             return
         self.invalid = 0
         try:
+            if frame.type.value in _NEEDS_LOGIN_CHECK and not await self._still_logged_in():
+                await self.close(CloseCode.SESSION_GONE, _("You have been logged out."))
+                return
             await getattr(self, f"on_{frame.type.value}")(frame)
         except Exception:
             # Never let a handler kill the socket; the log has no message text.
             logger.exception("ws_handler_failed", frame_type=frame.type.value)
             await self.send_error(ErrorCode.UNAVAILABLE, id=getattr(frame, "id", None))
+
+    async def _still_logged_in(self) -> bool:
+        # `message` checks inside its own database unit; these frames read or change the
+        # session too, so a logout in another tab must end them as well.
+        if self.owner.user_id is None:
+            return True
+        return bool(
+            await database_sync_to_async(still_logged_in)(self.session_key, self.owner.user_id)
+        )
 
     async def _refuse(self, exc: protocol.ProtocolError) -> None:
         self.invalid += 1
