@@ -48,6 +48,7 @@ async def _reach(client: ChatClient, phase: str, rng: random.Random) -> None:
 
 
 @pytest.mark.slow  # about 30 to 60 s
+@pytest.mark.timeout(240)
 async def test_kill_mid_reply_twenty_times(
     start_warm_servers: Any, fake_openai: Any, faults_db: tuple[str, str]
 ) -> None:

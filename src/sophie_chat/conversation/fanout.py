@@ -10,8 +10,14 @@ fan-out", for the measured difference.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from contextlib import suppress
 from typing import TYPE_CHECKING, Any
+
+from channels.exceptions import StopConsumer
+from channels.layers import get_channel_layer
+from channels.utils import await_many_dispatch
 
 from sophie_chat import protocol
 from sophie_chat.logging import get_logger
@@ -36,6 +42,58 @@ class SessionFanout:
         ) -> None: ...
 
         async def send_frame(self, frame: dict[str, Any]) -> None: ...
+
+    channel_layer_alias: str
+    scope: Any
+    base_send: Any
+
+    if TYPE_CHECKING:
+
+        async def dispatch(self, message: dict[str, Any]) -> None: ...
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Channels' ``AsyncConsumer.__call__``, except for the channel-layer side.
+
+        There, a failing receive (Redis down) raised out of the consumer: every socket of the
+        worker died at once and its tab reconnected into the same error, over and over. Here the
+        socket keeps serving its own chat (fan-out to other tabs pauses) while
+        :meth:`_channel_receive` waits for the layer to come back.
+        """
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        sources = [receive]
+        if self.channel_layer is not None:
+            self.channel_name = await self.channel_layer.new_channel()
+            sources.append(self._channel_receive)
+        self.base_send = send
+        with suppress(StopConsumer):
+            await await_many_dispatch(sources, self.dispatch)
+
+    async def _channel_receive(self) -> dict[str, Any]:
+        """The next channel-layer message; while the layer fails, retry with a backoff.
+
+        A Redis that comes back may have lost the group memberships (no persistence), so once
+        the layer answers again the socket joins its session's group again and says hello.
+        """
+        delay, failed = 0.1, False
+        while True:
+            try:
+                if failed:
+                    if self.group:
+                        await self.channel_layer.group_add(self.group, self.channel_name)
+                        await self.channel_layer.group_send(
+                            self.group, {"type": "chat.hello", "sender": self.channel_name}
+                        )
+                    logger.info("channel_layer_recovered")
+                    failed, delay = False, 0.1
+                message: dict[str, Any] = await self.channel_layer.receive(self.channel_name)
+                return message
+            except Exception as exc:
+                if not failed:
+                    logger.warning("channel_layer_receive_failed", error=type(exc).__name__)
+                failed = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
 
     async def _layer(self, method: str, *args: Any) -> None:
         if self.channel_layer is None:
