@@ -163,6 +163,8 @@ BAD_FRAMES: list[tuple[str, str]] = [
     ("[" * 5000 + "]" * 5000, "invalid"),
     ("x" * 20000, "frame_too_large"),
     ("é" * 9000, "frame_too_large"),  # 9000 characters, 18000 bytes
+    # `$` would match before the final newline; the id must be a UUID and nothing more.
+    (json.dumps({"type": "message", "id": f"{uuid.uuid4()}\n", "text": "x"}), "invalid"),
 ]
 
 
@@ -232,3 +234,63 @@ async def test_page_and_link_frames_are_silent(chat: Any, fake_ai: Any) -> None:
         "referrer": "/",
         "status": 200,
     }
+
+
+async def test_consumer_checks_the_origin_itself_when_mounted_without_the_validator() -> None:
+    """A site that mounts websocket_urlpatterns by hand and forgets ChatOriginValidator."""
+    from channels.auth import AuthMiddlewareStack
+    from channels.routing import URLRouter
+    from channels.testing import WebsocketCommunicator
+
+    from sophie_chat.routing import websocket_urlpatterns
+
+    bare = AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+    key = await anonymous_session()
+    for origin, allowed in (("http://evil.test", False), ("http://testserver", True)):
+        comm = WebsocketCommunicator(
+            bare,
+            "/ws/sophie-chat/",
+            headers=[
+                (b"host", b"testserver"),
+                (b"origin", origin.encode()),
+                (b"cookie", f"sessionid={key}".encode()),
+            ],
+        )
+        connected, _ = await comm.connect(timeout=5)
+        assert connected is allowed, origin
+        await comm.disconnect()
+
+
+async def test_user_authenticated_without_a_django_session_is_not_logged_out(
+    user_factory: Any, fake_ai: Any
+) -> None:
+    """Sites that authenticate sockets with their own token middleware have no session."""
+    from channels.routing import URLRouter
+    from channels.testing import WebsocketCommunicator
+
+    from sophie_chat.routing import websocket_urlpatterns
+
+    user = await database_sync_to_async(user_factory)()
+
+    def token_auth(inner: Any) -> Any:
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> Any:
+            return await inner({**scope, "user": user}, receive, send)
+
+        return app
+
+    comm = WebsocketCommunicator(
+        token_auth(URLRouter(websocket_urlpatterns)),
+        "/ws/sophie-chat/",
+        headers=[(b"host", b"testserver"), (b"origin", b"http://testserver")],
+    )
+    connected, _ = await comm.connect(timeout=5)
+    assert connected
+    assert (await comm.receive_json_from(timeout=5))["type"] == "session"
+    await comm.send_json_to({"type": "message", "id": str(uuid.uuid4()), "text": "olá"})
+    kinds = []
+    while "assistant.done" not in kinds:
+        kinds.append((await comm.receive_json_from(timeout=5))["type"])
+    assert kinds[0] == "ack"
+    await comm.send_json_to({"type": "history", "before_seq": 3})
+    assert (await comm.receive_json_from(timeout=5))["type"] == "history"
+    await comm.disconnect()

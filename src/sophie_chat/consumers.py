@@ -30,6 +30,7 @@ from sophie_chat.conversation.manager import ChatManager, LoggedOut, Owner, Sess
 from sophie_chat.conversation.types import still_logged_in
 from sophie_chat.logging import get_logger
 from sophie_chat.protocol import CloseCode, ErrorCode
+from sophie_chat.security import origin_allowed
 
 logger = get_logger(__name__)
 
@@ -72,7 +73,9 @@ class ChatConsumer(SessionFanout, AsyncWebsocketConsumer):
         self.worker = service.ReplyWorker(self._deliver)
         self.language = _language(self.scope)
         offered = self.scope.get("subprotocols") or []
-        if offered and protocol.SUBPROTOCOL not in offered:
+        # Checked here too, not only by ChatOriginValidator, so that a site which mounts
+        # websocket_urlpatterns by hand and forgets the validator is not open to cross-site use.
+        if (offered and protocol.SUBPROTOCOL not in offered) or not origin_allowed(self.scope):
             await self.close()  # before accept: the handshake is refused
             return
         await self.accept(protocol.SUBPROTOCOL if offered else None)
@@ -195,6 +198,11 @@ class ChatConsumer(SessionFanout, AsyncWebsocketConsumer):
         except protocol.ProtocolError as exc:
             await self._refuse(exc)
             return
+        except (ValueError, TypeError):
+            # A parser slip must cost the sender an error frame, never the socket.
+            logger.exception("ws_frame_parse_failed")
+            await self._refuse(protocol.ProtocolError(ErrorCode.INVALID))
+            return
         self.invalid = 0
         try:
             if frame.type.value in _NEEDS_LOGIN_CHECK and not await self._still_logged_in():
@@ -209,7 +217,7 @@ class ChatConsumer(SessionFanout, AsyncWebsocketConsumer):
     async def _still_logged_in(self) -> bool:
         # `message` checks inside its own database unit; these frames read or change the
         # session too, so a logout in another tab must end them as well.
-        if self.owner.user_id is None:
+        if self.owner.user_id is None or not self.session_key:
             return True
         return bool(
             await database_sync_to_async(still_logged_in)(self.session_key, self.owner.user_id)
@@ -295,7 +303,13 @@ class ChatConsumer(SessionFanout, AsyncWebsocketConsumer):
 
     async def _store(self, frame: protocol.MessageFrame) -> tuple[str, Any] | None:
         context = {**self.context, "page": frame.page.as_dict()} if frame.page else None
-        auth = (self.session_key, self.owner.user_id) if self.owner.user_id is not None else None
+        # A user authenticated by the site's own middleware (a token, no Django session) has no
+        # session to log out of.
+        auth = (
+            (self.session_key, self.owner.user_id)
+            if self.owner.user_id is not None and self.session_key
+            else None
+        )
         for _attempt in range(2):
             try:
                 return await service.accept_message(

@@ -188,7 +188,7 @@ _FIELDS: dict[ClientType, tuple[set[str], set[str]]] = {  # (required, optional)
 _PAGE_FIELDS = {"url", "title", "referrer", "status"}
 
 _UUID_RE = re.compile(
-    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z"
 )
 # C0 controls except \t and \n, DEL, C1 controls; bidi embeddings, overrides and isolates.
 _STRIP_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
