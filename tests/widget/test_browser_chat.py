@@ -338,3 +338,17 @@ def test_stopping_an_answer(
     expect(done.locator(".sc-state")).to_have_text("Você parou esta resposta.")
     expect(page.get_by_role("button", name="Parar resposta")).to_be_hidden()
     assert len(done.locator(".sc-body").text_content() or "") < len(QUESTION)
+
+
+def test_a_fallback_answer_says_the_assistant_is_in_reduced_mode(
+    page: Any, chat_server: ChatServer, openai_process: OpenAIProcess
+) -> None:
+    openai_process.configure(status=500)
+    try:
+        page.goto(chat_server.url())
+        open_chat(page)
+        ask(page, "Como funciona o pagamento?")
+        note = answers(page).last.get_by_role("note")
+        expect(note).to_contain_text("modo reduzido")
+    finally:
+        openai_process.configure(status=200)

@@ -82,6 +82,11 @@ export class Message {
     const note = data.stopped || data.status === "stopped" ? "stopped" : null;
     const cut = data.status === "incomplete" ? "interrupted" : null;
     this.setState(note || cut ? this.ctx.t(note || cut) : "");
+    // Reduced mode (model down, budget spent): the server's translated note, as text.
+    this.el.querySelector(":scope > .sc-notice")?.remove();
+    if (typeof data.notice === "string" && data.notice) {
+      this.el.append(h("p", { class: "sc-notice", role: "note" }, data.notice));
+    }
     if (data.escalation) this.el.append(escalationCard(data.escalation, this.ctx));
   }
 
