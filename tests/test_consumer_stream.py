@@ -447,3 +447,16 @@ async def test_database_down_on_connect_closes_1011(
     c = await chat(read_session=False)
     assert (await c.recv())["code"] == "unavailable"
     assert await c.closed_with() == 1011
+
+
+async def test_analytics_failure_keeps_the_stored_answer(
+    chat: Any, make_user: Any, fake_ai: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise OperationalError("analytics table locked")
+
+    monkeypatch.setattr(service, "record_turn", broken)
+    c = await chat(user=await make_user())
+    _ack, done = await c.turn("guarde a resposta")
+    assert done["status"] == "complete"
+    assert (await rows(c.session["session_id"]))[-1] == (2, "assistant", done["text"], "complete")

@@ -205,7 +205,14 @@ def _end_of_turn_sync(
     with transaction.atomic():
         finish_reply_sync(job.session_id, job.seq, text=text, metadata=metadata)
         if record_turn is not None:  # counts the turn and flags an escalated session
-            record_turn(job.session_id, reply_meta=metadata, user_intent=job.intent)
+            try:
+                # A savepoint: a failing counter must not roll back the answer stored above.
+                with transaction.atomic():
+                    record_turn(job.session_id, reply_meta=metadata, user_intent=job.intent)
+            except Exception:
+                logger.exception("record_turn_failed", session=str(job.session_id), seq=job.seq)
+                if decision:
+                    mark_escalated_sync(job.session_id, str(decision.get("reason", "")))
         elif decision:
             mark_escalated_sync(job.session_id, str(decision.get("reason", "")))
     return html, decision
