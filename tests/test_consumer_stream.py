@@ -460,3 +460,22 @@ async def test_analytics_failure_keeps_the_stored_answer(
     _ack, done = await c.turn("guarde a resposta")
     assert done["status"] == "complete"
     assert (await rows(c.session["session_id"]))[-1] == (2, "assistant", done["text"], "complete")
+
+
+async def test_a_queued_reply_is_not_declared_dead_while_it_waits(
+    chat: Any, make_user: Any, fake_ai: Any, chat_config: Any
+) -> None:
+    # Placeholders turn incomplete 2 x 0.4 s after the reply starts; three queued replies of
+    # about 0.45 s each put the third one's start past 0.8 s after its placeholder was stored.
+    chat_config(OPENAI_TIMEOUT=0.4, STREAM_COALESCE_MS=0)
+    fake_ai.delay, fake_ai.words = 0.1, ["a", "b", "c", "d"]
+    user = await make_user()
+    c = await chat(user=user)
+    for i in range(3):
+        await c.message(f"fila {i}")
+    await c.until("assistant.start", seq=6)
+    await asyncio.sleep(0.15)
+    other = await chat(user=user)  # a new page: its session frame reads the placeholders
+    status = {m["seq"]: m["status"] for m in other.session["messages"]}
+    assert status[6] == "streaming"
+    assert (await c.until("assistant.done", seq=6))["status"] == "complete"

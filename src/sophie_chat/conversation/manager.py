@@ -18,6 +18,7 @@ from django.utils import timezone
 from sophie_chat.conversation.store import (
     finish_reply_sync,
     mark_escalated_sync,
+    mark_reply_started_sync,
     open_session_sync,
     settle_dead_replies_sync,
     store_user_message_sync,
@@ -50,6 +51,7 @@ __all__ = [
     "StoredMessage",
     "finish_reply_sync",
     "mark_escalated_sync",
+    "mark_reply_started_sync",
     "message_dict",
     "open_session_sync",
     "still_logged_in",

@@ -30,6 +30,7 @@ from sophie_chat.conversation.manager import (
     StoredMessage,
     finish_reply_sync,
     mark_escalated_sync,
+    mark_reply_started_sync,
     still_logged_in,
     store_user_message_sync,
 )
@@ -67,6 +68,7 @@ class ReplyJob:
     history: list[tuple[str, str]]
     created_at: str = ""  # ISO 8601 time of the answer's placeholder (= the user message's)
     stopped: bool = False  # answered as "stopped" without asking the AI (session closed)
+    queued: bool = False  # waited behind another answer: its start is written when it starts
 
 
 @dataclass
@@ -325,6 +327,7 @@ class ReplyWorker:
         return len(self._queue) + (1 if self.current is not None else 0)
 
     def submit(self, job: ReplyJob) -> None:
+        job.queued = self.pending > 0
         self._queue.append(job)
         if self._task is None or self._task.done():
             self._task = asyncio.ensure_future(self._run())
@@ -350,6 +353,13 @@ class ReplyWorker:
                 if job.stopped:
                     await _store_stopped(job, self._deliver)
                     continue
+                if job.queued:  # one UPDATE, only for an answer that had to wait
+                    try:
+                        await database_sync_to_async(mark_reply_started_sync)(
+                            job.session_id, job.seq
+                        )
+                    except Exception:
+                        logger.exception("reply_start_store_failed", session=str(job.session_id))
                 self.consecutive_fallbacks = await run_reply(
                     job, self._deliver, control, self.consecutive_fallbacks
                 )

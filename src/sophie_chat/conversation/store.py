@@ -7,6 +7,7 @@ rendering, analytics) into one ``database_sync_to_async`` call.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -81,9 +82,16 @@ def open_session_sync(
             new=True,
             notice=notice,
         )
-    ChatMessage.objects.filter(
-        session=session, sender=ASSISTANT, metadata__status="streaming"
-    ).filter(created_at__lt=dead_reply_cutoff(now)).update(metadata={"status": "incomplete"})
+    settle_dead_replies_sync(
+        list(
+            ChatMessage.objects.filter(
+                session=session,
+                sender=ASSISTANT,
+                metadata__status="streaming",
+                created_at__lt=dead_reply_cutoff(now),
+            )
+        )
+    )
     messages: list[dict[str, Any]] = []
     has_more = False
     if with_messages:
@@ -104,34 +112,43 @@ def open_session_sync(
 
 
 def dead_reply_cutoff(now: Any) -> Any:
-    """A "streaming" placeholder created before this belongs to a worker that died mid-answer.
+    """A "streaming" placeholder that started before this belongs to a worker that died.
 
-    A live answer never streams longer than its 1.5 x ``OPENAI_TIMEOUT`` backstop.
+    A live answer never streams longer than its 1.5 x ``OPENAI_TIMEOUT`` backstop. It starts
+    when its placeholder is stored, unless it waited behind other answers of its socket: then
+    the worker writes ``started`` (epoch seconds) into the placeholder when it does start.
     """
     return now - timedelta(seconds=2 * float(get_config()["OPENAI_TIMEOUT"]))
+
+
+def mark_reply_started_sync(session_id: uuid.UUID, seq: int) -> None:
+    """Record that a queued answer starts now, so its wait is not taken for a dead worker."""
+    ChatMessage.objects.filter(session_id=session_id, seq=seq, metadata__status="streaming").update(
+        metadata={"status": "streaming", "started": time.time()}
+    )
 
 
 def settle_dead_replies_sync(rows: list[ChatMessage]) -> None:
     """Mark the dead placeholders among ``rows`` incomplete, in the database and in ``rows``.
 
     No query unless there is one: a client catching up on an answer whose worker died (it asks
-    again with ``resume``) then sees it end, without having to reconnect.
+    again with ``resume``) then sees it end, without having to reconnect. The placeholder's other
+    metadata is kept.
     """
     cutoff = dead_reply_cutoff(timezone.now())
-    dead = [
-        m
-        for m in rows
-        if m.sender == ASSISTANT
-        and (m.metadata or {}).get("status") == "streaming"
-        and m.created_at < cutoff
-    ]
-    if not dead:
-        return
-    ChatMessage.objects.filter(pk__in=[m.pk for m in dead], metadata__status="streaming").update(
-        metadata={"status": "incomplete"}
-    )
-    for m in dead:
-        m.metadata = {"status": "incomplete"}
+    for m in rows:
+        meta = m.metadata or {}
+        started = meta.get("started")
+        if (
+            m.sender != ASSISTANT
+            or meta.get("status") != "streaming"
+            or m.created_at >= cutoff
+            or (isinstance(started, (int, float)) and started >= cutoff.timestamp())
+        ):
+            continue
+        merged = {**meta, "status": "incomplete"}
+        ChatMessage.objects.filter(pk=m.pk, metadata__status="streaming").update(metadata=merged)
+        m.metadata = merged
 
 
 def _reserve_sql(with_context: bool) -> str:
