@@ -9,6 +9,13 @@ import pytest
 from django.contrib.auth import get_user_model
 
 
+def recipient(name: str, address: str) -> Any:
+    """An ADMINS/MANAGERS entry: Django 6 takes addresses (pairs are deprecated), 5.2 pairs."""
+    import django
+
+    return address if django.VERSION >= (6, 0) else (name, address)
+
+
 @pytest.fixture
 def user_factory(db: None) -> Callable[..., Any]:
     """Make users: ``user_factory(username="ana", is_staff=True)``."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import dj_database_url
+import django
 
 SECRET_KEY = "tests-only-not-secret"
 DEBUG = False
@@ -76,4 +77,7 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 CHAT_CONFIG = {"OPENAI_API_KEY": "", "AI_BACKEND": "sophie_chat.ai.offline.OfflineBackend"}
+if django.VERSION >= (6, 1):
+    # Django 6.1 wants mailers configured (the test runner swaps in the locmem backend).
+    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.smtp.EmailBackend"}}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

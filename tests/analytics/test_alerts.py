@@ -6,6 +6,7 @@ import pytest
 from django.test import override_settings
 
 from sophie_chat.analytics import alerts
+from tests.conftest import recipient
 
 CONFIG = {
     "ALERT_AI_FAILURE_RATE": 0.5,
@@ -24,7 +25,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 @pytest.fixture
 def sent(monkeypatch: pytest.MonkeyPatch, settings: Any, mailoutbox: list[Any]) -> list[Any]:
-    settings.ADMINS = [("Ops", "ops@example.com")]
+    settings.ADMINS = [recipient("Ops", "ops@example.com")]
     # The real sender uses a thread; send inline so the outbox can be checked.
     monkeypatch.setattr(alerts, "send_mail", lambda s, b: alerts.mail_admins(s, b))
     return mailoutbox

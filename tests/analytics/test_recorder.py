@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from sophie_chat.analytics import notify, recorder
 from sophie_chat.models import ChatAnalytics, ChatMessage, ChatSession
 from sophie_chat.signals import escalated
+from tests.conftest import recipient
 
 pytestmark = pytest.mark.django_db
 
@@ -104,7 +105,7 @@ def test_escalation_email_to_managers_is_masked(
     settings: Any,
     mailoutbox: list[Any],
 ) -> None:
-    settings.MANAGERS = [("Suporte", "suporte@example.com")]
+    settings.MANAGERS = [recipient("Suporte", "suporte@example.com")]
     settings.CHAT_CONFIG = {**settings.CHAT_CONFIG, "NOTIFY_STAFF_ON_ESCALATION": True}
     background: list[Any] = []
     monkeypatch.setattr(notify, "run_in_background", background.append)

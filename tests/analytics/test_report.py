@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from sophie_chat.analytics import report
 from sophie_chat.analytics.demo import build_demo_chats
+from tests.conftest import recipient
 
 pytestmark = pytest.mark.django_db
 
@@ -77,7 +78,7 @@ def test_command_prints(demo: dict[str, int]) -> None:
 def test_command_emails_managers(
     demo: dict[str, int], settings: Any, mailoutbox: list[Any]
 ) -> None:
-    settings.MANAGERS = [("Gestão", "gestao@example.com")]
+    settings.MANAGERS = [recipient("Gestão", "gestao@example.com")]
     call_command("sophie_chat_weekly_report", "--email", stderr=StringIO())
     assert len(mailoutbox) == 1
     assert mailoutbox[0].to == ["gestao@example.com"]

@@ -44,7 +44,7 @@ _window = FailureWindow()
 def _mail_in_thread(subject: str, body: str) -> None:
     def send() -> None:
         try:
-            mail_admins(subject, body, fail_silently=False)
+            mail_admins(subject, body)
         except Exception:
             logger.exception("ai_failure_alert_email_failed")
 

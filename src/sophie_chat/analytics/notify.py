@@ -92,5 +92,5 @@ def send_transcript(session_id: str, reason: str) -> None:
             transcript(session_id),
         ]
     )
-    mail_managers(f"Chat escalated to a human ({reason})", body, fail_silently=False)
+    mail_managers(f"Chat escalated to a human ({reason})", body)
     logger.info("escalation_email_sent", session=session_id, reason=reason)

@@ -68,11 +68,7 @@ class Command(BaseCommand):
             if not settings.MANAGERS:
                 raise CommandError("--email: settings.MANAGERS is empty.")
             period = data["period"]
-            mail_managers(
-                f"Chat weekly report, {period['start']} to {period['end']}",
-                text,
-                fail_silently=False,
-            )
+            mail_managers(f"Chat weekly report, {period['start']} to {period['end']}", text)
             self.stderr.write(f"Sent to {len(settings.MANAGERS)} manager(s).")
         else:
             self.stdout.write(text, ending="")
