@@ -27,13 +27,15 @@ def fast(settings, openai_server):
 @pytest.mark.parametrize(
     ("behaviour", "kind", "budget"),
     [
-        # Immediate failures well within the first-token timeout (1 s); hangs just after it.
-        ({"status": 429, "retry_after": 0}, "rate_limited", 0.9),
-        ({"status": 500}, "server_error", 0.9),
-        ({"status": 503, "retry_after": 30}, "server_error", 0.9),
-        ({"hang": 5}, "timeout", 1.4),
-        ({"ttft": 5}, "timeout", 1.4),
-        ({"malformed_after": 0}, "malformed", 0.9),
+        # Immediate failures within the overall timeout (1.5 s; no SDK backoff, no retry-after
+        # wait); hangs end at the first-token timeout (1 s). The slack is for a loaded CI
+        # machine: the SDK's own default would be 600 s.
+        ({"status": 429, "retry_after": 0}, "rate_limited", 1.4),
+        ({"status": 500}, "server_error", 1.4),
+        ({"status": 503, "retry_after": 30}, "server_error", 1.4),
+        ({"hang": 5}, "timeout", 2.5),
+        ({"ttft": 5}, "timeout", 2.5),
+        ({"malformed_after": 0}, "malformed", 1.4),
     ],
     ids=["429", "500", "503", "hang", "slow-first-token", "malformed"],
 )
@@ -57,7 +59,7 @@ async def test_stall_mid_stream_is_bounded_by_the_overall_timeout(fast, turn_fac
     out = await run(turn_factory())
     assert out.reply.error == "timeout"
     print(f"\nmid-stream stall fallback in {out.elapsed * 1000:.0f} ms")
-    assert out.elapsed < 1.9
+    assert out.elapsed < 3.0
     assert out.reply.text.startswith("um dois")
     assert fallbacks.SEPARATOR in out.reply.text
 
@@ -71,7 +73,7 @@ async def test_drop_mid_stream_keeps_the_partial_text_then_the_fallback(fast, tu
     assert partial == "Para contratar, primeiro"
     assert "Diarista" in rest
     print(f"\nstream_dropped fallback in {out.elapsed * 1000:.0f} ms")
-    assert out.elapsed < 0.9
+    assert out.elapsed < 1.4
 
 
 async def test_malformed_chunk_mid_stream(fast, turn_factory, run):

@@ -94,7 +94,8 @@ async def test_cancel_closes_the_upstream_stream(openai_server, turn_factory):
     assert isinstance(first, Delta)
     await gen.aclose()  # what a stopped consumer does
     # The server notices the closed connection: its writer fails within a few chunks.
-    for _ in range(100):
+    # The server notices the closed connection on its next write: allow a loaded machine 5 s.
+    for _ in range(250):
         if openai_server.client_closed_streams:
             break
         await asyncio.sleep(0.02)
@@ -116,7 +117,8 @@ async def test_cancelling_the_task_propagates(openai_server, turn_factory):
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    for _ in range(100):
+    # The server notices the closed connection on its next write: allow a loaded machine 5 s.
+    for _ in range(250):
         if openai_server.client_closed_streams:
             break
         await asyncio.sleep(0.02)
