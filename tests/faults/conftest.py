@@ -19,6 +19,7 @@ from tests.widget.conftest import free_port
 @pytest.fixture(scope="session")
 def faults_db() -> Iterator[tuple[str, str]]:
     """(name, url) of a throwaway, migrated PostgreSQL database of this run."""
+    harness.drop_orphaned_databases()
     name = f"sophie_faults_{os.getpid()}"
     url = harness.create_database(name)
     try:

@@ -5,6 +5,8 @@ the figures every suite reports."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import json
 import os
 import shutil
@@ -20,11 +22,19 @@ from typing import Any
 import psycopg
 
 from tests.multiproc.test_two_processes import _env
-from tests.widget.conftest import Process, free_port
+from tests.widget.conftest import Process, free_port, wait_until_serving
 
 ROOT = Path(__file__).resolve().parents[2]
 PG = os.environ.get("FAULTS_PG", "postgresql://postgres@127.0.0.1:5432")
 LOGS = ROOT / "artifacts"
+
+
+def die_with_parent() -> None:
+    """Popen ``preexec_fn`` (Linux): the child gets SIGKILL when the test process dies, so a
+    run killed midway (a timeout, Ctrl-C twice) leaves no server behind."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 class RedisServer:
@@ -53,7 +63,12 @@ class RedisServer:
             "--loglevel",
             "warning",
         ]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            args,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
+        )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, "redis-server exited"
@@ -93,6 +108,18 @@ class FaultServer(Process):
         LOGS.mkdir(exist_ok=True)
         super().__init__(args, port, env, "/_faults/state")
 
+    def start(self) -> None:
+        # As Process.start, with the child tied to the test process's life.
+        self.proc = subprocess.Popen(
+            self.args,
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
+        )
+        wait_until_serving(f"http://127.0.0.1:{self.port}{self.probe}", self.proc)
+
     def _call(self, path: str, method: str = "GET") -> dict[str, Any]:
         request = urllib.request.Request(
             f"http://127.0.0.1:{self.port}{path}",
@@ -127,6 +154,22 @@ def create_database(name: str) -> str:
         conn.execute(f'CREATE DATABASE "{name}"')
         conn.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
     return f"{PG}/{name}"
+
+
+def drop_orphaned_databases() -> list[str]:
+    """Drop ``sophie_faults_<pid>`` databases of runs whose process is gone (killed runs)."""
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        names = [
+            row[0]
+            for row in conn.execute(
+                "SELECT datname FROM pg_database WHERE datname LIKE 'sophie\\_faults\\_%'"
+            )
+        ]
+    orphans = [n for n in names if n.rsplit("_", 1)[-1].isdigit()]
+    orphans = [n for n in orphans if not Path(f"/proc/{n.rsplit('_', 1)[-1]}").exists()]
+    for name in orphans:
+        drop_database(name)
+    return orphans
 
 
 def drop_database(name: str) -> None:

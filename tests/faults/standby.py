@@ -11,6 +11,9 @@ same state, with no connection, thread or event loop inherited.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
+import ctypes.util
 import os
 import signal
 import sys
@@ -32,7 +35,15 @@ def _warm_up() -> None:
     connections["default"].close_pool()
 
 
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this child when the parent dies, so a crashed test run leaves no server."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def _serve(port: int) -> None:
+    _die_with_parent()
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
@@ -56,6 +67,8 @@ def main() -> None:
     _warm_up()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     print("ready", flush=True)
+    children: list[int] = []
+    # stdin ends when the test process goes away, however it ends: take the children along.
     for _line in sys.stdin:
         pid = os.fork()
         if pid == 0:
@@ -63,7 +76,11 @@ def main() -> None:
                 _serve(args.port)
             finally:
                 os._exit(0)
+        children.append(pid)
         print(pid, flush=True)
+    for pid in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 if __name__ == "__main__":
