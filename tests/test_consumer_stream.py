@@ -479,3 +479,49 @@ async def test_a_queued_reply_is_not_declared_dead_while_it_waits(
     status = {m["seq"]: m["status"] for m in other.session["messages"]}
     assert status[6] == "streaming"
     assert (await c.until("assistant.done", seq=6))["status"] == "complete"
+
+
+async def test_stop_from_another_tab_stops_the_reply(
+    chat: Any, make_user: Any, fake_ai: Any
+) -> None:
+    fake_ai.delay, fake_ai.words = 0.05, [f"w{i}" for i in range(100)]
+    user = await make_user()
+    tab1 = await chat(user=user)
+    tab2 = await chat(user=user)
+    await tab1.message("fale muito")
+    await tab1.until("assistant.delta")
+    await tab2.send(type="stop")
+    done = await tab1.until("assistant.done", timeout=3)
+    assert done["status"] == "stopped"
+    assert fake_ai.cancelled == 1
+
+
+async def test_stop_after_navigating_to_another_page_stops_the_reply(
+    chat: Any, make_user: Any, fake_ai: Any
+) -> None:
+    fake_ai.delay, fake_ai.words = 0.05, [f"w{i}" for i in range(100)]
+    user = await make_user()
+    first_page = await chat(user=user)
+    await first_page.message("fale muito")
+    await first_page.until("assistant.delta")
+    await first_page.comm.disconnect()  # the visitor opens another page of the site
+    next_page = await chat(user=user, session_key=first_page.session_key)
+    await next_page.send(type="stop")
+    done = await next_page.until("assistant.done", timeout=3)
+    assert done["status"] == "stopped"
+    await settle()
+    assert (await rows(next_page.session["session_id"]))[-1][3] == "stopped"
+
+
+async def test_close_in_another_tab_stops_the_reply(
+    chat: Any, make_user: Any, fake_ai: Any
+) -> None:
+    fake_ai.delay, fake_ai.words = 0.05, [f"w{i}" for i in range(100)]
+    user = await make_user()
+    tab1 = await chat(user=user)
+    tab2 = await chat(user=user)
+    await tab1.message("fale muito")
+    await tab1.until("assistant.delta")
+    await tab2.send(type="close")
+    await tab2.until("closed")
+    assert (await tab1.until("assistant.done", timeout=3))["status"] == "stopped"

@@ -364,6 +364,7 @@ class ChatConsumer(SessionFanout, AsyncWebsocketConsumer):
 
     async def on_close(self, frame: protocol.SimpleFrame) -> None:
         self.worker.stop_all()
+        service.stop_session(self.session_id)  # answers asked from other sockets here too
         await ChatManager.close(self.owner, self.session_id)
         self.ended = "closed"
         await self._layer(
@@ -379,7 +380,20 @@ class ChatConsumer(SessionFanout, AsyncWebsocketConsumer):
         await self.send_frame(protocol.closed_frame(str(self.session_id)))
 
     async def on_stop(self, frame: protocol.SimpleFrame) -> None:
+        # The answer may stream from another tab, or from a page the visitor has left: stop the
+        # session's answers in this process, and ask the other processes through the group.
         self.worker.stop()
+        service.stop_session(self.session_id)
+        await self._layer(
+            "group_send",
+            self.group,
+            {
+                "type": "chat.stop",
+                "sender": self.channel_name,
+                "group": self.group,
+                "session_id": str(self.session_id),
+            },
+        )
 
     async def on_link(self, frame: protocol.LinkFrame) -> None:
         await ChatManager.count_link(self.owner, self.session_id, frame.message_seq)

@@ -118,3 +118,32 @@ async def test_a_hung_answer_is_cut_at_the_backstop_and_stored_incomplete(
     )()
     assert stored["status"] == "incomplete"
     assert stored["error"] == "timeout"
+
+
+async def test_a_stop_before_the_stream_starts_is_not_lost(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[Turn] = []
+
+    async def never(turn: Turn) -> AsyncIterator[Delta | Reply]:
+        calls.append(turn)
+        yield Reply(text="completa", source="ai")
+
+    async def stored(*args: Any) -> tuple[str, None]:
+        return "", None
+
+    from sophie_chat.ai import pipeline
+
+    monkeypatch.setattr(pipeline, "reply", never)
+    monkeypatch.setattr(service, "end_of_turn", stored)
+    frames: list[dict[str, Any]] = []
+
+    async def deliver(frame: dict[str, Any], group: str) -> None:
+        frames.append(frame)
+
+    control = ReplyControl()
+    control.cancel("stop")  # pressed between the ack and the stream's task
+    await service.run_reply(_job(), deliver, control, 0)
+    assert frames[-1]["type"] == "assistant.done"
+    assert frames[-1]["status"] == "stopped"
+    assert calls == []

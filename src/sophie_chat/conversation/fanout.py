@@ -20,6 +20,7 @@ from channels.layers import get_channel_layer
 from channels.utils import await_many_dispatch
 
 from sophie_chat import protocol
+from sophie_chat.conversation import service
 from sophie_chat.logging import get_logger
 
 logger = get_logger(__name__)
@@ -34,6 +35,7 @@ class SessionFanout:
     group: str
     peers: set[str]
     ended: str | None
+    worker: service.ReplyWorker
 
     if TYPE_CHECKING:  # provided by the consumer; not defined here, so the MRO finds theirs
 
@@ -152,7 +154,18 @@ class SessionFanout:
     async def chat_closed(self, event: dict[str, Any]) -> None:
         if event.get("sender") != self.channel_name and event.get("group") == self.group:
             self.ended = "closed"
+            self.worker.stop_all()
+            service.stop_session(event["session_id"])
             await self.send_frame(protocol.closed_frame(event["session_id"]))
+
+    async def chat_stop(self, event: dict[str, Any]) -> None:
+        """``stop`` pressed in another socket of the session: stop its answers in this process.
+
+        An answer whose process no longer has a socket of the session gets no group message;
+        the ``stop`` then only works from a socket on that process (or the backstop ends it).
+        """
+        if event.get("sender") != self.channel_name and event.get("group") == self.group:
+            service.stop_session(event["session_id"])
 
     async def _leave(self) -> None:
         if self.group:

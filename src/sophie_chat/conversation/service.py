@@ -48,6 +48,9 @@ logger = get_logger(__name__)
 Deliver = Callable[[dict[str, Any], str], Awaitable[None]]
 # Strong references to running answers: a task nobody references may be garbage-collected.
 _RUNNING: set[asyncio.Task[Any]] = set()
+# The answers running in this process, by (session id, seq): a `stop` from any socket of the
+# session on this process reaches them, even after the socket that asked has gone.
+_REPLIES: dict[tuple[str, int], ReplyControl] = {}
 
 
 @dataclass
@@ -82,9 +85,23 @@ class ReplyControl:
     first_token_at: float | None = None
 
     def cancel(self, reason: str) -> None:
-        if self.task is not None and not self.task.done() and self.reason is None:
-            self.reason = reason
+        if self.reason is not None or (self.task is not None and self.task.done()):
+            return
+        # Before the stream's task exists the reason is only recorded: run_reply checks it.
+        self.reason = reason
+        if self.task is not None:
             self.task.cancel()
+
+
+def stop_session(session_id: Any) -> int:
+    """Stop every answer of the session running in this process; return how many."""
+    key = str(session_id)
+    stopped = 0
+    for (sid, _seq), control in list(_REPLIES.items()):
+        if sid == key:
+            control.cancel("stop")
+            stopped += 1
+    return stopped
 
 
 def _accept_message_sync(
@@ -233,6 +250,8 @@ async def run_reply(
     await deliver(protocol.assistant_start_frame(job.seq, job.reply_to), job.group)
     turn = build_turn(job, consecutive_fallbacks)
     control.task = asyncio.ensure_future(_stream(job, turn, deliver, control))
+    if control.reason is not None:  # stopped before the task existed: it never starts
+        control.task.cancel()
     # A backstop only: the pipeline enforces OPENAI_TIMEOUT itself. Below 2 x OPENAI_TIMEOUT,
     # the age at which a placeholder is declared dead, so a live answer is never marked so.
     cap = loop.call_later(1.5 * float(config["OPENAI_TIMEOUT"]), control.cancel, "timeout")
@@ -349,6 +368,8 @@ class ReplyWorker:
         while self._queue:
             job = self._queue.popleft()
             self.current = control = ReplyControl()
+            key = (str(job.session_id), job.seq)
+            _REPLIES[key] = control
             try:
                 if job.stopped:
                     await _store_stopped(job, self._deliver)
@@ -369,6 +390,7 @@ class ReplyWorker:
                 logger.exception("reply_worker_failed", session=str(job.session_id))
             finally:
                 self.current = None
+                _REPLIES.pop(key, None)
 
 
 async def _store_stopped(job: ReplyJob, deliver: Deliver) -> None:
