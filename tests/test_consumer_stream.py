@@ -525,3 +525,15 @@ async def test_close_in_another_tab_stops_the_reply(
     await tab2.send(type="close")
     await tab2.until("closed")
     assert (await tab1.until("assistant.done", timeout=3))["status"] == "stopped"
+
+
+async def test_ai_unavailable_error_is_in_the_visitors_language(
+    chat: Any, make_user: Any, fake_ai: Any
+) -> None:
+    fake_ai.fail = True
+    c = await chat(user=await make_user(), headers=((b"accept-language", b"en"),))
+    assert c.session["language"] == "en"
+    await c.message("break")
+    error = await c.until("error")
+    assert error["code"] == "ai_unavailable"
+    assert error["message"] == "The assistant could not answer right now. Please try again."

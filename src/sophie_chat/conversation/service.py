@@ -18,6 +18,7 @@ from typing import Any, cast
 
 from channels.db import database_sync_to_async
 from django.db import transaction
+from django.utils import translation
 
 from sophie_chat import protocol
 from sophie_chat.ai import pipeline
@@ -302,7 +303,9 @@ async def run_reply(
         # The answer still reaches the client; its placeholder is marked incomplete later.
         logger.exception("reply_store_failed", session=str(job.session_id), seq=job.seq)
     if failed:
-        await deliver(protocol.error_frame(protocol.ErrorCode.AI_UNAVAILABLE), job.group)
+        with translation.override(job.language):  # the frame's message is translated
+            frame = protocol.error_frame(protocol.ErrorCode.AI_UNAVAILABLE)
+        await deliver(frame, job.group)
     await deliver(
         protocol.assistant_done_frame(
             job.seq,
