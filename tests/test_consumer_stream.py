@@ -537,3 +537,22 @@ async def test_ai_unavailable_error_is_in_the_visitors_language(
     error = await c.until("error")
     assert error["code"] == "ai_unavailable"
     assert error["message"] == "The assistant could not answer right now. Please try again."
+
+
+async def test_degraded_answers_in_a_row_escalate_across_pages(
+    chat: Any, make_user: Any, fake_ai: Any, chat_config: Any
+) -> None:
+    chat_config(ESCALATION_FALLBACK_THRESHOLD=2)
+    fake_ai.degraded = True
+    user = await make_user()
+    first_page = await chat(user=user)
+    _ack, first = await first_page.turn("não funciona")
+    assert first["degraded"] is True
+    assert "escalation" not in first
+    await first_page.comm.disconnect()  # the visitor moves to another page
+    next_page = await chat(user=user, session_key=first_page.session_key)
+    _ack, second = await next_page.turn("ainda não funciona")
+    assert second["escalation"]["reason"] == "repeated_fallback"
+    fake_ai.degraded = False  # a good answer ends the streak
+    _ack, third = await next_page.turn("e agora?")
+    assert "escalation" not in third

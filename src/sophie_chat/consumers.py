@@ -298,6 +298,7 @@ class ChatConsumer(SessionFanout, AsyncWebsocketConsumer):
                 user_context=dict(self.context.get("user") or {}),
                 history=result.history,
                 created_at=result.created_at,
+                consecutive_fallbacks=result.consecutive_fallbacks,
             )
         )
 

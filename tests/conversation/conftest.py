@@ -39,6 +39,7 @@ class FakeAI:
         self.turns: list[Turn] = []
         self.cancelled = 0
         self.fail = False
+        self.degraded = False  # answers as a degraded fallback (the model failed)
 
     def pieces(self, turn: Turn) -> list[str]:
         words = self.words or ["Resposta", "para", *turn.text.split()]
@@ -57,7 +58,15 @@ class FakeAI:
         except asyncio.CancelledError:
             self.cancelled += 1
             raise
-        yield Reply(text="".join(pieces), source=self.source, model="fake")  # type: ignore[arg-type]
+        yield Reply(
+            text="".join(pieces),
+            source="fallback" if self.degraded else self.source,  # type: ignore[arg-type]
+            model="fake",
+            error="server_error" if self.degraded else "",
+            degraded=self.degraded,
+            notice="Modo reduzido" if self.degraded else "",
+            metadata={"notice": "Modo reduzido"} if self.degraded else {},
+        )
 
 
 @pytest.fixture

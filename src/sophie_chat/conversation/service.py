@@ -73,6 +73,7 @@ class ReplyJob:
     created_at: str = ""  # ISO 8601 time of the answer's placeholder (= the user message's)
     stopped: bool = False  # answered as "stopped" without asking the AI (session closed)
     queued: bool = False  # waited behind another answer: its start is written when it starts
+    consecutive_fallbacks: int = 0  # degraded answers in a row before it, read from history
 
 
 @dataclass
@@ -291,6 +292,7 @@ async def run_reply(
     # source "fallback" on purpose, and that is no reason to hand the visitor to a human.
     degraded = failed or bool(reply and (reply.degraded or reply.metadata.get("degraded")))
     fallbacks = consecutive_fallbacks + 1 if degraded else 0
+    metadata["degraded"] = degraded  # stored: the next message counts the streak from history
     state = {
         "consecutive_fallbacks": fallbacks,
         "recent_user_texts": [*[t for s, t in job.history if s == "user"][-4:], job.text],
@@ -342,7 +344,10 @@ class ReplyWorker:
         self._queue: deque[ReplyJob] = deque()
         self._task: asyncio.Task[Any] | None = None
         self.current: ReplyControl | None = None
+        # The streak after this worker's last answer, and its session: a queued message was
+        # stored before that answer ended, so its own count from history is out of date.
         self.consecutive_fallbacks = 0
+        self._last_session: Any = None
 
     @property
     def pending(self) -> int:
@@ -384,9 +389,11 @@ class ReplyWorker:
                         )
                     except Exception:
                         logger.exception("reply_start_store_failed", session=str(job.session_id))
-                self.consecutive_fallbacks = await run_reply(
-                    job, self._deliver, control, self.consecutive_fallbacks
-                )
+                streak = job.consecutive_fallbacks
+                if job.queued and self._last_session == job.session_id:
+                    streak = self.consecutive_fallbacks
+                self.consecutive_fallbacks = await run_reply(job, self._deliver, control, streak)
+                self._last_session = job.session_id
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -225,15 +225,17 @@ def store_user_message_sync(
                 ]
             )
             history: list[tuple[str, str]] = []
+            degraded_in_a_row = 0
             if history_size:
-                rows = (
+                rows = list(
                     ChatMessage.objects.filter(session_id=session_id, seq__lt=last_seq - 1)
                     .exclude(content="")
                     .exclude(sender=SYSTEM)
                     .order_by("-seq")
-                    .values_list("sender", "content")[:history_size]
+                    .values_list("sender", "content", "metadata")[:history_size]
                 )
-                history = list(reversed(list(rows)))
+                history = [(sender, content) for sender, content, _meta in reversed(rows)]
+                degraded_in_a_row = _degraded_in_a_row(rows)
     except IntegrityError:
         # A resend of a stored message (reconnect, second tab): acknowledge it again.
         existing = ChatMessage.objects.get(session_id=session_id, client_id=uuid.UUID(client_id))
@@ -255,7 +257,26 @@ def store_user_message_sync(
         context=ctx or {},
         language=language,
         user_type=user_type,
+        consecutive_fallbacks=degraded_in_a_row,
     )
+
+
+def _degraded_in_a_row(rows: list[tuple[str, str, Any]]) -> int:
+    """Degraded answers (the model failed) at the end of ``rows``, newest first.
+
+    Read from the stored history, so the streak survives a reconnect or a new page. Offline
+    answers (source "fallback", no error) are the product working and break the streak.
+    """
+    count = 0
+    for sender, _content, meta in rows:
+        if sender != ASSISTANT:
+            continue
+        meta = meta if isinstance(meta, dict) else json.loads(meta or "{}")
+        degraded = meta.get("degraded")
+        if not (degraded if degraded is not None else meta.get("error")):
+            break
+        count += 1
+    return count
 
 
 def _why_not_active(owner: Owner, session_id: uuid.UUID, cutoff: Any) -> str:

@@ -71,6 +71,7 @@ class StoredMessage:
     context: dict[str, Any] = field(default_factory=dict)
     language: str = ""
     user_type: str = ""
+    consecutive_fallbacks: int = 0  # degraded answers in a row just before this message
 
 
 def message_dict(message: ChatMessage) -> dict[str, Any]:
