@@ -556,3 +556,23 @@ async def test_degraded_answers_in_a_row_escalate_across_pages(
     fake_ai.degraded = False  # a good answer ends the streak
     _ack, third = await next_page.turn("e agora?")
     assert "escalation" not in third
+
+
+async def test_a_degraded_answers_notice_is_stored_and_sent_again(
+    chat: Any, make_user: Any, fake_ai: Any
+) -> None:
+    fake_ai.degraded = True
+    user = await make_user()
+    c = await chat(user=user)
+    _ack, done = await c.turn("não funciona")
+    assert (done["notice"], done["degraded"]) == ("Modo reduzido", True)
+    stored = await database_sync_to_async(
+        lambda: ChatMessage.objects.get(session_id=c.session["session_id"], seq=2).metadata
+    )()
+    assert (stored["notice"], stored["degraded"]) == ("Modo reduzido", True)
+    again = await chat(user=user)  # session frame
+    assert again.session["messages"][-1]["notice"] == "Modo reduzido"
+    await again.send(type="resume", after_seq=0)  # history frame
+    resumed = (await again.until("history", mode="resume"))["messages"]
+    assert resumed[-1]["notice"] == "Modo reduzido"
+    assert "notice" not in resumed[0]  # the user's message has none

@@ -25,6 +25,7 @@ from sophie_chat.ai import pipeline
 from sophie_chat.ai.base import Delta, HistoryItem, Reply, Turn
 from sophie_chat.conf import get_config
 from sophie_chat.conversation import escalation, intents
+from sophie_chat.dbunits import db_unit
 from sophie_chat.conversation.manager import (
     LoggedOut,
     Owner,
@@ -136,7 +137,7 @@ def _accept_message_sync(
 
 
 #: One database unit: logout check, intent, dedup, seq reservation, both rows, model history.
-accept_message = database_sync_to_async(_accept_message_sync)
+accept_message = db_unit(_accept_message_sync)
 
 
 def build_turn(job: ReplyJob, consecutive_fallbacks: int) -> Turn:
@@ -239,7 +240,7 @@ def _end_of_turn_sync(
     return html, decision
 
 
-end_of_turn = database_sync_to_async(_end_of_turn_sync)
+end_of_turn = db_unit(_end_of_turn_sync)
 
 
 async def run_reply(
@@ -293,6 +294,9 @@ async def run_reply(
     degraded = failed or bool(reply and (reply.degraded or reply.metadata.get("degraded")))
     fallbacks = consecutive_fallbacks + 1 if degraded else 0
     metadata["degraded"] = degraded  # stored: the next message counts the streak from history
+    notice = (reply.metadata.get("notice") or reply.notice) if reply else ""
+    if notice:  # shown again with the stored answer (session and history frames)
+        metadata["notice"] = notice
     state = {
         "consecutive_fallbacks": fallbacks,
         "recent_user_texts": [*[t for s, t in job.history if s == "user"][-4:], job.text],
@@ -319,7 +323,7 @@ async def run_reply(
             created_at=job.created_at or None,
             stopped=True if status == "stopped" else None,
             degraded=True if (reply and reply.degraded) else None,
-            notice=(reply.metadata.get("notice") if reply else None),
+            notice=notice or None,
             escalation=decision,
         ),
         job.group,

@@ -86,7 +86,7 @@ def message_dict(message: ChatMessage) -> dict[str, Any]:
         "created_at": message.created_at.isoformat(),
         "status": meta.get("status", "complete"),
     }
-    for key in ("source", "intent", "escalation"):
+    for key in ("source", "intent", "escalation", "notice"):
         if meta.get(key) is not None:
             data[key] = meta[key]
     return data
