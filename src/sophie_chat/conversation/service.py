@@ -25,7 +25,6 @@ from sophie_chat.ai import pipeline
 from sophie_chat.ai.base import Delta, HistoryItem, Reply, Turn
 from sophie_chat.conf import get_config
 from sophie_chat.conversation import escalation, intents
-from sophie_chat.dbunits import db_unit
 from sophie_chat.conversation.manager import (
     LoggedOut,
     Owner,
@@ -137,7 +136,7 @@ def _accept_message_sync(
 
 
 #: One database unit: logout check, intent, dedup, seq reservation, both rows, model history.
-accept_message = db_unit(_accept_message_sync)
+accept_message = database_sync_to_async(_accept_message_sync)
 
 
 def build_turn(job: ReplyJob, consecutive_fallbacks: int) -> Turn:
@@ -240,7 +239,7 @@ def _end_of_turn_sync(
     return html, decision
 
 
-end_of_turn = db_unit(_end_of_turn_sync)
+end_of_turn = database_sync_to_async(_end_of_turn_sync)
 
 
 async def run_reply(
