@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from importlib import import_module
 from typing import Any
@@ -17,7 +18,9 @@ from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from sophie_chat import dbunits
 from sophie_chat.conversation import service
+from sophie_chat.dbunits import db_unit
 from sophie_chat.models import ChatMessage, ChatSession
 from tests.conversation.conftest import (  # noqa: F401 - fixtures
     _fresh_limits,
@@ -404,17 +407,18 @@ async def test_messages_queue_one_reply_at_a_time_then_busy(
 
 
 class _ThreadQueries:
-    """CaptureQueriesContext on the connection of database_sync_to_async's thread."""
+    """CaptureQueriesContext on the connection of the chat's database thread (the test makes the
+    pool one thread, so every unit of the turn runs there)."""
 
     def __init__(self) -> None:
         self.context = CaptureQueriesContext(connection)
 
     async def __aenter__(self) -> _ThreadQueries:
-        await database_sync_to_async(self.context.__enter__)()
+        await db_unit(self.context.__enter__)()
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
-        await database_sync_to_async(self.context.__exit__)(None, None, None)
+        await db_unit(self.context.__exit__)(None, None, None)
 
     def statements(self) -> list[str]:
         skip = ("BEGIN", "SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK", "COMMIT")
@@ -422,15 +426,16 @@ class _ThreadQueries:
 
 
 async def test_a_turn_costs_a_fixed_number_of_queries(
-    chat: Any, make_user: Any, fake_ai: Any
+    chat: Any, make_user: Any, fake_ai: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(dbunits, "_pool", ThreadPoolExecutor(max_workers=1))
     c = await chat(user=await make_user())
     await c.turn("aquecimento")  # the analytics row exists from now on
     for _ in range(2):
         async with _ThreadQueries() as queries:
             await c.turn("quanto custa?")
             await settle()
-        statements = await database_sync_to_async(queries.statements)()
+        statements = await db_unit(queries.statements)()
         assert len(statements) <= TURN_QUERIES, "\n".join(statements)
         assert len(statements) >= TURN_QUERIES - 1  # 6 without the analytics recorder
 
@@ -576,3 +581,36 @@ async def test_a_degraded_answers_notice_is_stored_and_sent_again(
     resumed = (await again.until("history", mode="resume"))["messages"]
     assert resumed[-1]["notice"] == "Modo reduzido"
     assert "notice" not in resumed[0]  # the user's message has none
+
+
+@database_sync_to_async
+def counted_turns(session_id: str) -> int:
+    from sophie_chat.models import ChatAnalytics
+
+    row = ChatAnalytics.objects.filter(session_id=session_id).first()
+    return row.user_messages if row else 0
+
+
+async def test_a_turn_ended_by_close_is_counted(chat: Any, make_user: Any, fake_ai: Any) -> None:
+    fake_ai.delay, fake_ai.words = 0.05, [f"w{i}" for i in range(100)]
+    c = await chat(user=await make_user())
+    await c.message("primeira")
+    await c.message("segunda")  # queued behind the first
+    await c.until("assistant.delta")
+    await c.send(type="close")
+    await c.until("closed")
+    await settle()
+    assert await counted_turns(c.session["session_id"]) == 2
+
+
+async def test_a_turn_whose_answer_could_not_be_stored_is_counted(
+    chat: Any, make_user: Any, fake_ai: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def down(*args: Any, **kwargs: Any) -> None:
+        raise OperationalError("connection lost")
+
+    monkeypatch.setattr(service, "finish_reply_sync", down)
+    c = await chat(user=await make_user())
+    await c.turn("conte")
+    await settle()
+    assert await counted_turns(c.session["session_id"]) == 1

@@ -147,3 +147,44 @@ async def test_a_stop_before_the_stream_starts_is_not_lost(
     assert frames[-1]["type"] == "assistant.done"
     assert frames[-1]["status"] == "stopped"
     assert calls == []
+
+
+def _idle_session_with_a_question() -> Any:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from sophie_chat.models import ChatMessage, ChatSession
+
+    old = timezone.now() - timedelta(days=3)
+    session = ChatSession.objects.create(visitor_key="v" * 32, last_activity_at=old, last_seq=1)
+    ChatMessage.objects.create(
+        session=session, seq=1, sender="user", content="oi", metadata={"intent": "greeting"}
+    )
+    ChatSession.objects.filter(pk=session.pk).update(last_activity_at=old)
+    return session
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_session_expired_on_open_is_closed_for_analytics() -> None:
+    from sophie_chat.conversation.store import open_session_sync
+    from sophie_chat.conversation.types import Owner
+    from sophie_chat.models import ChatAnalytics
+
+    session = _idle_session_with_a_question()
+    state = open_session_sync(Owner(visitor_key="v" * 32), language="pt-br")
+    assert (state.new, state.notice) == (True, "expired")
+    assert ChatAnalytics.objects.get(session=session).intents == {"greeting": 1}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sessions_expired_by_the_cleanup_are_closed_for_analytics() -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from sophie_chat.models import ChatAnalytics
+
+    session = _idle_session_with_a_question()
+    call_command("sophie_chat_cleanup", stdout=StringIO())
+    assert ChatAnalytics.objects.get(session=session).intents == {"greeting": 1}

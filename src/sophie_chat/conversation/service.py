@@ -225,18 +225,24 @@ def _end_of_turn_sync(
         metadata["escalation"] = decision
     with transaction.atomic():
         finish_reply_sync(job.session_id, job.seq, text=text, metadata=metadata)
-        if record_turn is not None:  # counts the turn and flags an escalated session
-            try:
-                # A savepoint: a failing counter must not roll back the answer stored above.
-                with transaction.atomic():
-                    record_turn(job.session_id, reply_meta=metadata, user_intent=job.intent)
-            except Exception:
-                logger.exception("record_turn_failed", session=str(job.session_id), seq=job.seq)
-                if decision:
-                    mark_escalated_sync(job.session_id, str(decision.get("reason", "")))
-        elif decision:
+        # Counts the turn and flags an escalated session.
+        if not _record_turn_sync(job, metadata) and decision:
             mark_escalated_sync(job.session_id, str(decision.get("reason", "")))
     return html, decision
+
+
+def _record_turn_sync(job: ReplyJob, metadata: dict[str, Any]) -> bool:
+    """Count the turn in the analytics; whether it was counted. Never raises."""
+    if record_turn is None:
+        return False
+    try:
+        # A savepoint: a failing counter must not roll back the answer stored with it.
+        with transaction.atomic():
+            record_turn(job.session_id, reply_meta=metadata, user_intent=job.intent)
+    except Exception:
+        logger.exception("record_turn_failed", session=str(job.session_id), seq=job.seq)
+        return False
+    return True
 
 
 end_of_turn = database_sync_to_async(_end_of_turn_sync)
@@ -307,6 +313,8 @@ async def run_reply(
     except Exception:
         # The answer still reaches the client; its placeholder is marked incomplete later.
         logger.exception("reply_store_failed", session=str(job.session_id), seq=job.seq)
+        with suppress(Exception):  # the turn still happened: count it on its own
+            await database_sync_to_async(_record_turn_sync)(job, metadata)
     if failed:
         with translation.override(job.language):  # the frame's message is translated
             frame = protocol.error_frame(protocol.ErrorCode.AI_UNAVAILABLE)
@@ -406,12 +414,16 @@ class ReplyWorker:
                 _REPLIES.pop(key, None)
 
 
+def _store_stopped_sync(job: ReplyJob, metadata: dict[str, Any]) -> None:
+    with transaction.atomic():
+        finish_reply_sync(job.session_id, job.seq, text="", metadata=metadata)
+        _record_turn_sync(job, metadata)
+
+
 async def _store_stopped(job: ReplyJob, deliver: Deliver) -> None:
     metadata = {"status": "stopped", "source": "ai", "intent": job.intent}
     with suppress(Exception):
-        await database_sync_to_async(finish_reply_sync)(
-            job.session_id, job.seq, text="", metadata=metadata
-        )
+        await database_sync_to_async(_store_stopped_sync)(job, metadata)
     await deliver(
         protocol.assistant_done_frame(
             job.seq,

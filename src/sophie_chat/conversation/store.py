@@ -29,7 +29,10 @@ from sophie_chat.conversation.types import (
     message_dict,
     page_of,
 )
+from sophie_chat.logging import get_logger
 from sophie_chat.models import ChatMessage, ChatSession
+
+logger = get_logger(__name__)
 
 
 def open_session_sync(
@@ -53,9 +56,10 @@ def open_session_sync(
         seconds=config["SESSION_TTL"]
     ):
         # Only if still idle now: a message stored meanwhile keeps it alive.
-        ChatSession.objects.filter(pk=session.pk, last_activity_at=session.last_activity_at).update(
-            status=EXPIRED, closed_at=now
-        )
+        if ChatSession.objects.filter(
+            pk=session.pk, last_activity_at=session.last_activity_at
+        ).update(status=EXPIRED, closed_at=now):
+            session_ended_sync(session.pk)
         session, notice = None, "expired"
     if session is None:
         # USER_TYPE_RESOLVER and USER_CONTEXT_PROVIDER, imported now, failures contained, the
@@ -109,6 +113,19 @@ def open_session_sync(
         has_more=has_more,
         notice=notice,
     )
+
+
+def session_ended_sync(session_id: Any) -> None:
+    """Tell the analytics that a session ended (closed or expired); failures only logged."""
+    try:
+        from sophie_chat.analytics import recorder
+    except ImportError:  # pragma: no cover - depends on the analytics layer
+        return
+    try:
+        with transaction.atomic():  # a savepoint when the caller has a transaction
+            recorder.on_session_closed(session_id)
+    except Exception:
+        logger.exception("session_ended_analytics_failed", session=str(session_id))
 
 
 def dead_reply_cutoff(now: Any) -> Any:
@@ -284,9 +301,10 @@ def _why_not_active(owner: Owner, session_id: uuid.UUID, cutoff: Any) -> str:
     if session is None:
         return "gone"
     if session.status == ACTIVE and session.last_activity_at < cutoff:
-        ChatSession.objects.filter(pk=session.pk, last_activity_at__lt=cutoff).update(
+        if ChatSession.objects.filter(pk=session.pk, last_activity_at__lt=cutoff).update(
             status=EXPIRED, closed_at=timezone.now()
-        )
+        ):
+            session_ended_sync(session.pk)
         return EXPIRED
     return session.status
 

@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from sophie_chat.conf import get_config
+from sophie_chat.conversation.store import session_ended_sync
 from sophie_chat.models import ChatSession
 
 ACTIVE = ChatSession.Status.ACTIVE
@@ -67,9 +68,16 @@ class Command(BaseCommand):
             last_id = ids[-1]
             # The idle condition is repeated in the UPDATE itself: a message stored since the
             # SELECT moved last_activity_at forward, and that session stays active.
-            total += ChatSession.objects.filter(
+            if ChatSession.objects.filter(
                 pk__in=ids, status=ACTIVE, last_activity_at__lt=idle_before
-            ).update(status=ChatSession.Status.EXPIRED, closed_at=now)
+            ).update(status=ChatSession.Status.EXPIRED, closed_at=now):
+                # The analytics' end-of-session snapshot (resolution, intents) for this batch.
+                ended = ChatSession.objects.filter(
+                    pk__in=ids, status=ChatSession.Status.EXPIRED, closed_at=now
+                ).values_list("pk", flat=True)
+                for session_id in ended:
+                    session_ended_sync(session_id)
+                    total += 1
 
     def _delete(self, ended_before: Any, batch_size: int, dry_run: bool) -> int:
         old = ChatSession.objects.filter(status__in=ENDED, last_activity_at__lt=ended_before)
