@@ -188,3 +188,37 @@ def test_sessions_expired_by_the_cleanup_are_closed_for_analytics() -> None:
     session = _idle_session_with_a_question()
     call_command("sophie_chat_cleanup", stdout=StringIO())
     assert ChatAnalytics.objects.get(session=session).intents == {"greeting": 1}
+
+
+async def test_pieces_flushed_at_once_cost_no_task_each(
+    monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    """The hot path: with nothing buffered the next piece is awaited directly, not in a Task."""
+    settings.CHAT_CONFIG = {**settings.CHAT_CONFIG, "STREAM_COALESCE_MS": 0}
+
+    async def quick(turn: Turn) -> AsyncIterator[Delta | Reply]:
+        for i in range(100):
+            yield Delta(f"p{i} ")
+        yield Reply(text="", source="ai")
+
+    from sophie_chat.ai import pipeline
+
+    monkeypatch.setattr(pipeline, "reply", quick)
+    made: list[Any] = []
+    real = asyncio.ensure_future
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        made.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "ensure_future", counting)
+    frames: list[dict[str, Any]] = []
+
+    async def deliver(frame: dict[str, Any], group: str) -> None:
+        frames.append(frame)
+
+    control = ReplyControl()
+    await service._stream(_job(), Turn(session_id="s", text="oi"), deliver, control)
+    assert len(frames) == 100
+    assert isinstance(control.reply, Reply)
+    assert made == []

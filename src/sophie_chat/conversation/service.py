@@ -175,18 +175,26 @@ async def _stream(job: ReplyJob, turn: Turn, deliver: Deliver, control: ReplyCon
 
     try:
         while True:
-            if pending is None:
-                pending = asyncio.ensure_future(agen.__anext__())
-            timeout = max(0.0, last_flush + window - loop.time()) if buffer else None
-            done, _ = await asyncio.wait({pending}, timeout=timeout)
-            if not done:
-                await flush()
-                continue
-            finished, pending = pending, None
-            try:
-                item = finished.result()
-            except StopAsyncIteration:
-                break
+            if not buffer and pending is None:
+                # Nothing waits to go out: no timer to race, so no task per piece.
+                try:
+                    item = await agen.__anext__()
+                except StopAsyncIteration:
+                    break
+            else:
+                # Text is waiting: the next piece races the end of the coalescing window.
+                if pending is None:
+                    pending = asyncio.ensure_future(agen.__anext__())
+                timeout = max(0.0, last_flush + window - loop.time()) if buffer else None
+                done, _ = await asyncio.wait({pending}, timeout=timeout)
+                if not done:
+                    await flush()
+                    continue
+                finished, pending = pending, None
+                try:
+                    item = finished.result()
+                except StopAsyncIteration:
+                    break
             if isinstance(item, Delta) and item.text:
                 if control.first_token_at is None:
                     control.first_token_at = loop.time()
