@@ -493,7 +493,9 @@ async def test_stop_from_another_tab_stops_the_reply(
     await tab2.send(type="stop")
     done = await tab1.until("assistant.done", timeout=3)
     assert done["status"] == "stopped"
-    assert fake_ai.cancelled == 1
+    # Not fake_ai.cancelled: with a peer the stop may land in the group_send of a delta; the
+    # pipeline is then closed with aclose() rather than cancelled.
+    assert 0 < len(done["text"]) < len(" ".join(fake_ai.words))
 
 
 async def test_stop_after_navigating_to_another_page_stops_the_reply(
