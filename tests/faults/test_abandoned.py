@@ -13,6 +13,7 @@ import asyncio
 import time
 from typing import Any
 
+from sophie_chat.conf import SophieChatAppConf
 from tests.faults import harness
 from tests.faults.client import ChatClient
 
@@ -92,6 +93,9 @@ async def test_abandoned_replies_are_stored_and_leave_nothing_behind(
     assert after["replies"] == 0
     assert after["tasks"] <= before["tasks"]
     assert set(pg_after) <= {"idle"}
-    assert sum(pg_after.values()) <= max(sum(pg_before.values()), 2)
+    # The pool may keep one idle connection per database thread that ran at once (DB_THREADS,
+    # default 4), never one per abandoned visitor.
+    db_threads = SophieChatAppConf.DEFAULTS["DB_THREADS"]
+    assert sum(pg_after.values()) <= max(sum(pg_before.values()), 2) + db_threads
     assert server.proc is not None
     assert server.proc.poll() is None

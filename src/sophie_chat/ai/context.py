@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from channels.db import database_sync_to_async
-
 from sophie_chat.ai.base import Turn
+from sophie_chat.dbunits import db_unit
 from sophie_chat.logging import get_logger
 
 logger = get_logger(__name__)
@@ -59,4 +58,4 @@ async def gather(turn: Turn) -> TurnContext:
     given = turn.extra.get("knowledge")
     if isinstance(given, list):
         return TurnContext(entries=list(given), services=list(turn.extra.get("services") or []))
-    return await database_sync_to_async(gather_sync)(turn)
+    return await db_unit(gather_sync)(turn)

@@ -38,6 +38,7 @@ POSITIVE = frozenset(
         "SESSION_TTL",
         "HISTORY_PAGE_SIZE",
         "MAX_HISTORY_PAGE_SIZE",
+        "DB_THREADS",
         "MAX_MESSAGE_LENGTH",
         "MAX_FRAME_BYTES",
         "ALERT_WINDOW",

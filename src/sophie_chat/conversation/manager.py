@@ -3,7 +3,7 @@
 Every method takes the :class:`Owner` (a user, or an anonymous visitor's Django session key) and
 filters by it, so no caller can reach another owner's session even with its UUID. The async
 methods each run one synchronous unit (see :mod:`sophie_chat.conversation.store`) in
-``database_sync_to_async``.
+``database_sync_to_async`` on the chat's own threads (:mod:`sophie_chat.dbunits`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from channels.db import database_sync_to_async
 from django.db.models import F
 from django.utils import timezone
 
@@ -35,6 +34,7 @@ from sophie_chat.conversation.types import (
     page_of,
     still_logged_in,
 )
+from sophie_chat.dbunits import db_unit
 from sophie_chat.models import ChatAnalytics, ChatMessage, ChatSession
 
 try:  # The analytics layer's hooks, when installed (it may land after the core).
@@ -74,18 +74,18 @@ def _owned(owner: Owner, session_id: uuid.UUID) -> Any:
 class ChatManager:
     """Async API over the chat's storage. Stateless: one instance may serve every socket."""
 
-    open_session = staticmethod(database_sync_to_async(open_session_sync))
-    store_user_message = staticmethod(database_sync_to_async(store_user_message_sync))
+    open_session = staticmethod(db_unit(open_session_sync))
+    store_user_message = staticmethod(db_unit(store_user_message_sync))
 
     @staticmethod
-    @database_sync_to_async
+    @db_unit
     def history(
         owner: Owner, session_id: uuid.UUID, before_seq: int, limit: int
     ) -> tuple[list[dict[str, Any]], bool]:
         return page_of(_owned(owner, session_id).filter(seq__lt=before_seq), limit)
 
     @staticmethod
-    @database_sync_to_async
+    @db_unit
     def messages_after(
         owner: Owner, session_id: uuid.UUID, after_seq: int
     ) -> tuple[list[dict[str, Any]], bool]:
@@ -100,7 +100,7 @@ class ChatManager:
         ) > MAX_RESUME_MESSAGES
 
     @staticmethod
-    @database_sync_to_async
+    @db_unit
     def stored_seq(owner: Owner, session_id: uuid.UUID, client_id: str) -> int | None:
         """The seq of the owner's message with this client id, if it is stored."""
         return (
@@ -111,12 +111,12 @@ class ChatManager:
         )
 
     @staticmethod
-    @database_sync_to_async
+    @db_unit
     def get(owner: Owner, session_id: uuid.UUID) -> ChatSession | None:
         return ChatSession.objects.filter(owner.q(), pk=session_id).first()
 
     @staticmethod
-    @database_sync_to_async
+    @db_unit
     def close(owner: Owner, session_id: uuid.UUID) -> bool:
         closed = ChatSession.objects.filter(owner.q(), pk=session_id, status=ACTIVE).update(
             status=CLOSED, closed_at=timezone.now()
@@ -126,7 +126,7 @@ class ChatManager:
         return bool(closed)
 
     @staticmethod
-    @database_sync_to_async
+    @db_unit
     def update_context(owner: Owner, session_id: uuid.UUID, context: dict[str, Any]) -> bool:
         return bool(
             ChatSession.objects.filter(owner.q(), pk=session_id, status=ACTIVE).update(
@@ -135,7 +135,7 @@ class ChatManager:
         )
 
     @staticmethod
-    @database_sync_to_async
+    @db_unit
     def rate(owner: Owner, session_id: uuid.UUID, score: int, comment: str) -> str:
         """Rate (or re-rate) a session: "ok", "expired" or "not_found"."""
         updated = ChatSession.objects.filter(
@@ -148,7 +148,7 @@ class ChatManager:
         return "expired" if exists else "not_found"
 
     @staticmethod
-    @database_sync_to_async
+    @db_unit
     def count_link(owner: Owner, session_id: uuid.UUID, message_seq: int) -> None:
         if not _owned(owner, session_id).filter(seq=message_seq).exists():
             return
@@ -160,7 +160,7 @@ class ChatManager:
             )
 
     @staticmethod
-    @database_sync_to_async
+    @db_unit
     def count_rate_limited(session_id: uuid.UUID) -> None:
         if getattr(_recorder, "record_rate_limited", None) is not None:
             _hook("record_rate_limited", session_id)

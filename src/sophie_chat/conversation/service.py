@@ -35,6 +35,7 @@ from sophie_chat.conversation.manager import (
     still_logged_in,
     store_user_message_sync,
 )
+from sophie_chat.dbunits import db_unit
 from sophie_chat.logging import get_logger
 from sophie_chat.rendering import render_markdown
 
@@ -136,7 +137,7 @@ def _accept_message_sync(
 
 
 #: One database unit: logout check, intent, dedup, seq reservation, both rows, model history.
-accept_message = database_sync_to_async(_accept_message_sync)
+accept_message = db_unit(_accept_message_sync)
 
 
 def build_turn(job: ReplyJob, consecutive_fallbacks: int) -> Turn:
@@ -256,7 +257,7 @@ def _record_turn_sync(job: ReplyJob, metadata: dict[str, Any]) -> bool:
     return True
 
 
-end_of_turn = database_sync_to_async(_end_of_turn_sync)
+end_of_turn = db_unit(_end_of_turn_sync)
 
 
 async def run_reply(
