@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from importlib import import_module
 from typing import Any
@@ -17,7 +18,9 @@ from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from sophie_chat import dbunits
 from sophie_chat.conversation import service
+from sophie_chat.dbunits import db_unit
 from sophie_chat.models import ChatMessage, ChatSession
 from tests.conversation.conftest import (  # noqa: F401 - fixtures
     _fresh_limits,
@@ -404,17 +407,18 @@ async def test_messages_queue_one_reply_at_a_time_then_busy(
 
 
 class _ThreadQueries:
-    """CaptureQueriesContext on the connection of database_sync_to_async's thread."""
+    """CaptureQueriesContext on the connection of the chat's database thread (the test makes the
+    pool one thread, so every unit of the turn runs there)."""
 
     def __init__(self) -> None:
         self.context = CaptureQueriesContext(connection)
 
     async def __aenter__(self) -> _ThreadQueries:
-        await database_sync_to_async(self.context.__enter__)()
+        await db_unit(self.context.__enter__)()
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
-        await database_sync_to_async(self.context.__exit__)(None, None, None)
+        await db_unit(self.context.__exit__)(None, None, None)
 
     def statements(self) -> list[str]:
         skip = ("BEGIN", "SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK", "COMMIT")
@@ -422,15 +426,16 @@ class _ThreadQueries:
 
 
 async def test_a_turn_costs_a_fixed_number_of_queries(
-    chat: Any, make_user: Any, fake_ai: Any
+    chat: Any, make_user: Any, fake_ai: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(dbunits, "_pool", ThreadPoolExecutor(max_workers=1))
     c = await chat(user=await make_user())
     await c.turn("aquecimento")  # the analytics row exists from now on
     for _ in range(2):
         async with _ThreadQueries() as queries:
             await c.turn("quanto custa?")
             await settle()
-        statements = await database_sync_to_async(queries.statements)()
+        statements = await db_unit(queries.statements)()
         assert len(statements) <= TURN_QUERIES, "\n".join(statements)
         assert len(statements) >= TURN_QUERIES - 1  # 6 without the analytics recorder
 
