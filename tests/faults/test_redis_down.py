@@ -67,6 +67,17 @@ async def _fanout_works(a: ChatClient, b: ChatClient, timeout: float) -> bool:
     return await b.wait_for(lambda: msg_id in {m.get("id") for m in b.transcript.values()}, timeout)
 
 
+async def _first_question(server: harness.FaultServer) -> None:
+    """A new visitor's first question: a prompt without history, which the cache may keep."""
+    client = ChatClient(server.port, await asyncio.to_thread(server.new_visitor), "probe")
+    await client.start()
+    try:
+        await client.send("como funciona o pagamento?")
+        await client.wait_for(client.settled, 3)
+    finally:
+        await client.close()
+
+
 def _keys(url: str, pattern: str) -> int:
     client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
     try:
@@ -127,8 +138,10 @@ async def test_redis_outage_under_load(
         while time.monotonic() - up_at < 15 and None in (fanout_back, cache_back, limits_back):
             if limits_back is None and _keys(outage_redis.url, "sophie:rl:*"):
                 limits_back = time.monotonic() - up_at
-            if cache_back is None and _keys(outage_redis.url, "sophie:ai:r:*"):
-                cache_back = time.monotonic() - up_at
+            if cache_back is None:
+                await _first_question(server)  # only history-free prompts are cached
+                if _keys(outage_redis.url, "sophie:ai:r:*"):
+                    cache_back = time.monotonic() - up_at
             if fanout_back is None and await _fanout_works(tab_a, tab_b, 0.5):
                 fanout_back = time.monotonic() - up_at
             await asyncio.sleep(0.1)
