@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import redis
 
@@ -60,6 +62,29 @@ async def test_history_is_personal(openai_server, turn_factory, run):
     await run(turn_factory("E o preço?", history=history, session_id="a"))
     await run(turn_factory("E o preço?", history=history, session_id="b"))
     assert len(openai_server.requests) == 2
+
+
+async def test_a_turn_with_history_neither_reads_nor_fills_the_cache(
+    openai_server, turn_factory, run, monkeypatch
+):
+    calls: list[str] = []
+    real_get, real_put = cache.get, cache.put
+
+    async def get(key: str) -> Any:
+        calls.append("get")
+        return await real_get(key)
+
+    async def put(key: str, text: str, model: str) -> None:
+        calls.append("put")
+        await real_put(key, text, model)
+
+    monkeypatch.setattr(cache, "get", get)
+    monkeypatch.setattr(cache, "put", put)
+    history = [HistoryItem("user", "Oi"), HistoryItem("assistant", "Olá!")]
+    await run(turn_factory("E o preço?", history=history, session_id="a"))
+    assert calls == []
+    await run(turn_factory("E o preço?", session_id="a"))  # the first turn still uses it
+    assert calls == ["get", "put"]
 
 
 def test_scope():

@@ -156,7 +156,9 @@ async def reply(turn: Turn) -> AsyncIterator[Delta | Reply]:
 
     model = str(cfg["OPENAI_MODEL"])
     cache_key = ""
-    if cache.enabled():
+    # A turn with history is keyed by its session's whole conversation so far, which never comes
+    # round again: its get could not hit and its put would only fill Redis with dead keys.
+    if cache.enabled() and not turn.history:
         scope = cache.scope_for(turn)
         cache_key = cache.make_key(prompt, model, scope, await cache.kb_version())
         hit = await cache.get(cache_key)
