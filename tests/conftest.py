@@ -16,6 +16,16 @@ def recipient(name: str, address: str) -> Any:
     return address if django.VERSION >= (6, 0) else (name, address)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _close_chat_db_threads(django_db_setup: None, django_db_blocker: Any) -> Any:
+    """Before the test database is dropped, the chat's database threads let go of it."""
+    yield
+    from sophie_chat import dbunits
+
+    with django_db_blocker.unblock():
+        dbunits.shutdown()
+
+
 @pytest.fixture
 def user_factory(db: None) -> Callable[..., Any]:
     """Make users: ``user_factory(username="ana", is_staff=True)``."""

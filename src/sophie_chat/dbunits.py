@@ -13,6 +13,7 @@ worker; size the database (or its pool) for that.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 from collections.abc import Awaitable, Callable
@@ -41,12 +42,42 @@ def executor() -> ThreadPoolExecutor:
     return _pool
 
 
-def db_unit(func: Callable[_P, _R]) -> Callable[_P, Awaitable[_R]]:
-    """Like ``database_sync_to_async(func)``, on the chat's own pool of threads."""
+def db_unit(func: Callable[_P, _R]) -> Callable[..., Awaitable[_R]]:
+    """Like ``database_sync_to_async(func)``, on the chat's own pool of threads.
+
+    Typed like ``database_sync_to_async`` in practice (arguments unchecked): the callers pass
+    values narrowed at run time (a session id set once the session is open)."""
 
     @functools.wraps(func)
     async def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         unit = DatabaseSyncToAsync(func, thread_sensitive=False, executor=executor())
-        return await unit(*args, **kwargs)  # type: ignore[no-any-return]
+        return await unit(*args, **kwargs)
 
     return run
+
+
+def shutdown() -> None:
+    """Close the pool threads' database connections and stop the pool (it restarts on use).
+
+    For a worker's shutdown and for test runners, which cannot drop a test database while the
+    pool's threads still hold connections to it.
+    """
+    global _pool
+    with _lock:
+        pool, _pool = _pool, None
+    if pool is None:
+        return
+    size = pool._max_workers
+    # Every thread takes one of these tasks: none returns before all `size` run at once.
+    barrier = threading.Barrier(size, timeout=10)
+
+    def close_here() -> None:
+        from django.db import connections
+
+        connections.close_all()
+        with contextlib.suppress(threading.BrokenBarrierError):
+            barrier.wait()
+
+    for future in [pool.submit(close_here) for _ in range(size)]:
+        future.result()
+    pool.shutdown(wait=True)
