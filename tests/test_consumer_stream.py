@@ -424,6 +424,9 @@ class _ThreadQueries:
         skip = ("BEGIN", "SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK", "COMMIT")
         return [q["sql"] for q in self.context.captured_queries if not q["sql"].startswith(skip)]
 
+    def savepoints(self) -> list[str]:
+        return [q["sql"] for q in self.context.captured_queries if "SAVEPOINT" in q["sql"]]
+
 
 async def test_a_turn_costs_a_fixed_number_of_queries(
     chat: Any, make_user: Any, fake_ai: Any, monkeypatch: pytest.MonkeyPatch
@@ -438,6 +441,8 @@ async def test_a_turn_costs_a_fixed_number_of_queries(
         statements = await db_unit(queries.statements)()
         assert len(statements) <= TURN_QUERIES, "\n".join(statements)
         assert len(statements) >= TURN_QUERIES - 1  # 6 without the analytics recorder
+        # The answer and its counters are stored in autocommit: no savepoint round trips.
+        assert not await db_unit(queries.savepoints)()
 
 
 async def test_database_down_on_connect_closes_1011(

@@ -1,25 +1,29 @@
-"""Response cache: complete AI answers, keyed by exactly what the model received.
+"""Response cache: complete AI answers, keyed by exactly what shapes the model's input.
 
-The key is a SHA-256 of the model, :data:`~sophie_chat.ai.prompts.PROMPT_VERSION`, ``max_tokens``,
-``temperature`` and the full message list, plus a knowledge-base version stamp (bumped whenever an
-entry is saved or deleted). When any part of the prompt came from one user's own record (profile
-facts, conversation history, a logged-in user's page title), the key also carries that user (or,
-for anonymous visitors, their chat session), so nobody ever receives an answer built from someone
-else's data. Only complete, non-degraded AI answers are stored. Redis (``REDIS_URL``) is used
-when configured, an in-process TTL LRU otherwise; a Redis failure bypasses the cache.
+A first message that is not a service inquiry is keyed by its question (:func:`question_key`: the
+text, page, user type, profile facts, rendered persona, model and limits) and looked up before
+the knowledge lookup, so a hit costs one Redis round trip; other turns are keyed by their whole
+prompt (:func:`make_key`). Every stored answer carries the knowledge-base version it was built
+under (bumped whenever an entry is saved or deleted); an answer of an older version is a miss.
+When any part of the prompt came from one user's own record (profile facts, conversation
+history, a logged-in user's page title), the key also carries that user (or, for anonymous
+visitors, their chat session), so nobody ever receives an answer built from someone else's
+data. Only complete, non-degraded AI answers are stored. Redis (``REDIS_URL``) is used when
+configured, an in-process TTL LRU otherwise; a Redis failure bypasses the cache.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from django.db.models.signals import post_delete, post_save
 
 from sophie_chat.ai import _store
 from sophie_chat.ai.base import ChatPrompt, Turn
-from sophie_chat.ai.prompts import PROMPT_VERSION
+from sophie_chat.ai.prompts import PROMPT_VERSION, page_block, render_system
 from sophie_chat.conf import get_config
 from sophie_chat.logging import get_logger
 
@@ -38,70 +42,123 @@ def scope_for(turn: Turn) -> str:
     return f"u:{turn.user_id}" if turn.user_id is not None else f"s:{turn.session_id}"
 
 
-def make_key(prompt: ChatPrompt, model: str, scope: str, kb_version: str) -> str:
-    payload = json.dumps(
+def _digest(payload: dict[str, Any]) -> str:
+    raw = json.dumps(payload, sort_keys=True, ensure_ascii=False)
+    return _store.KEY_PREFIX + "r:" + hashlib.sha256(raw.encode()).hexdigest()
+
+
+def make_key(prompt: ChatPrompt, model: str, scope: str) -> str:
+    """The key of a whole prompt: for a turn whose context holds live data (service details)."""
+    return _digest(
         {
             "model": model,
             "prompt_version": PROMPT_VERSION,
             "max_tokens": prompt.max_tokens,
             "temperature": prompt.temperature,
             "messages": prompt.messages,
-            "kb": kb_version,
             "scope": scope,
-        },
-        sort_keys=True,
-        ensure_ascii=False,
+        }
     )
-    return _store.KEY_PREFIX + "r:" + hashlib.sha256(payload.encode()).hexdigest()
+
+
+def answers_by_question(turn: Turn) -> bool:
+    """Whether ``turn``'s answer may be looked up before its context is gathered.
+
+    True for a first message that is not a service inquiry: its prompt is then a function of the
+    question, the page, the user's type and profile, the configuration and the knowledge base
+    (whose version every cached answer carries), so :func:`question_key` identifies it as well as
+    the prompt would, and a hit skips the knowledge lookup and the prompt. Service details come
+    from the site's live data (prices, availability), which no version stamp covers: such turns
+    are keyed by their whole prompt.
+    """
+    from sophie_chat.conversation.context import is_service_inquiry
+
+    return not turn.history and not is_service_inquiry(turn.text, turn.intent)
+
+
+def question_key(turn: Turn, model: str, scope: str) -> str:
+    """The key of everything that shapes ``turn``'s prompt except the knowledge entries found."""
+    cfg = get_config()
+    return _digest(
+        {
+            "kind": "question",
+            "model": model,
+            "prompt_version": PROMPT_VERSION,
+            "max_tokens": int(cfg["MAX_TOKENS"]),
+            "temperature": float(cfg["TEMPERATURE"]),
+            "limits": [int(cfg["MAX_PROMPT_CHARS"]), int(cfg["MAX_MESSAGE_LENGTH"])],
+            "engine": str(cfg.get("KNOWLEDGE_SEARCH_ENGINE") or ""),
+            "system": render_system(turn),
+            "page": page_block(turn.page),
+            "profile": turn.user_context,
+            "user_type": turn.user_type,
+            "language": turn.language,
+            "intent": turn.intent,
+            "text": turn.text,
+            "scope": scope,
+        }
+    )
 
 
 def enabled() -> bool:
     return int(get_config()["CACHE_TTL"] or 0) > 0
 
 
+@dataclass
+class Lookup:
+    """A cache read: the answer ``{"text", "model"}`` or None, and the knowledge base version
+    seen in the same read (a later :func:`put` stamps the answer with it)."""
+
+    hit: dict[str, Any] | None
+    kb_version: str
+
+
 async def kb_version() -> str:
-    url = _store.redis_url()
-    if url:
-        client = _store.redis_client(url)
-        if client is not None:
-            try:
-                return str(await client.get(KB_VERSION_KEY) or "0")
-            except Exception as exc:
-                _store.redis_failed(url, exc, "ai_cache_redis_failed")
-    return str(_store.local.get(KB_VERSION_KEY) or 0)
+    """The knowledge base version stamp (bumped whenever an entry is saved or deleted)."""
+    return (await lookup("")).kb_version
 
 
-async def get(key: str) -> dict[str, Any] | None:
-    """The cached answer ``{"text", "model"}`` for ``key``, or None."""
-    if not enabled():
-        return None
+async def lookup(key: str) -> Lookup:
+    """Read ``key`` and the knowledge base version in one round trip.
+
+    An answer stored under an older version is a miss: the version is in the value rather than
+    in the key, so a hit costs one MGET and no separate read of the stamp.
+    """
     url = _store.redis_url()
-    raw: Any = None
     if url:
         client = _store.redis_client(url)
         if client is None:
-            return None
+            return Lookup(None, "")
         try:
-            raw = await client.get(key)
+            raw, version = await client.mget([key or KB_VERSION_KEY, KB_VERSION_KEY])
         except Exception as exc:
             _store.redis_failed(url, exc, "ai_cache_redis_failed")
-            return None
+            return Lookup(None, "")
+        version = version.decode() if isinstance(version, bytes) else str(version or "0")
     else:
-        raw = _store.local.get(key)
+        raw = _store.local.get(key) if key else None
+        version = str(_store.local.get(KB_VERSION_KEY) or 0)
+    return Lookup(_decode(raw, version) if key else None, version)
+
+
+def _decode(raw: Any, version: str) -> dict[str, Any] | None:
     if not raw:
         return None
     try:
         value = json.loads(raw)
     except ValueError:
         return None
-    return value if isinstance(value, dict) and value.get("text") else None
+    if not isinstance(value, dict) or not value.get("text") or str(value.get("kb")) != version:
+        return None
+    return value
 
 
-async def put(key: str, text: str, model: str) -> None:
+async def put(key: str, text: str, model: str, kb: str) -> None:
+    """Store a complete answer under ``key``, stamped with the version its lookup saw."""
     ttl = int(get_config()["CACHE_TTL"] or 0)
-    if ttl <= 0 or not text:
+    if ttl <= 0 or not text or not key:
         return
-    raw = json.dumps({"text": text, "model": model}, ensure_ascii=False)
+    raw = json.dumps({"text": text, "model": model, "kb": kb}, ensure_ascii=False)
     url = _store.redis_url()
     if not url:
         _store.local.set(key, raw, ttl)

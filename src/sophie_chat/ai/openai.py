@@ -95,13 +95,18 @@ class OpenAIBackend:
         # with_streaming_response: the SDK still sends the request (auth, base URL, timeout, an
         # APIStatusError on 429/5xx) but leaves the body to us. Its own stream builds a pydantic
         # model per chunk, measured at about 37 % of the worker's CPU; json.loads is a fraction.
+        # The messages travel in extra_body, which the SDK merges over the typed parameters: the
+        # typed path runs every message through its recursive TypedDict transform, measured at
+        # about 3.5 ms of CPU per request for a prompt of eight messages, and plain text messages
+        # need nothing from it. The request on the wire is the same.
         async with client.chat.completions.with_streaming_response.create(  # type: ignore[call-overload]
             model=self.model,
-            messages=prompt.messages,
+            messages=[],
             max_tokens=prompt.max_tokens,
             temperature=prompt.temperature,
             stream=True,
             stream_options={"include_usage": True},
+            extra_body={"messages": prompt.messages},
         ) as response:
             # Leaving the block closes the response, on cancellation too (the user pressed stop
             # or left): frees the connection and tells the server to stop generating.

@@ -101,9 +101,42 @@ async def reply(turn: Turn) -> AsyncIterator[Delta | Reply]:
     )
     intent = turn.intent if turn.intent != "other" else classify(turn.text, turn.language)
     turn.intent = intent
+    meta: dict[str, Any] = {"intent": intent}
+    model = str(cfg["OPENAI_MODEL"])
+
+    def cached(hit: dict[str, Any]) -> tuple[AsyncIterator[Delta], Reply]:
+        meta["first_token_ms"] = meta["response_ms"] = _ms(loop.time() - started)
+        logger.info("ai_reply", session=turn.session_id, source="cache")
+        result = Reply(text=hit["text"], source="cache", model=hit.get("model", ""), metadata=meta)
+        return _replay(hit["text"]), result
+
+    # A first question outside service inquiries is looked up before anything else: a hit
+    # needs no knowledge lookup, no prompt, and no budget (it costs no tokens).
+    cache_key, kb = "", ""
+    by_question = cache.enabled() and cache.answers_by_question(turn)
+    if by_question:
+        try:
+            backend_cls = load_backend(cfg)
+            online = getattr(backend_cls, "name", "") != OfflineBackend.name
+        except Exception:
+            online = False  # reported below, where the turn falls back
+        try:
+            cache_key = cache.question_key(turn, model, cache.scope_for(turn)) if online else ""
+        except Exception:
+            cache_key = ""  # a broken prompt template: reported below, where the turn falls back
+        if cache_key:
+            found = await cache.lookup(cache_key)
+            kb = found.kb_version
+            if found.hit is not None:
+                deltas, result = cached(found.hit)
+                async for delta in deltas:
+                    yield delta
+                yield result
+                return
+
     ctx = await gather(turn)
     turn.extra["knowledge"], turn.extra["services"] = ctx.entries, ctx.services
-    meta: dict[str, Any] = {"intent": intent, "knowledge": [e.get("slug") for e in ctx.entries]}
+    meta["knowledge"] = [e.get("slug") for e in ctx.entries]
 
     def fallback(kind: str, prefix: str = "") -> tuple[str, Reply]:
         """The offline answer; ``kind`` "" for the deliberate offline mode (not degraded)."""
@@ -154,20 +187,17 @@ async def reply(turn: Turn) -> AsyncIterator[Delta | Reply]:
         yield result
         return
 
-    model = str(cfg["OPENAI_MODEL"])
-    cache_key = ""
     # A turn with history is keyed by its session's whole conversation so far, which never comes
     # round again: its get could not hit and its put would only fill Redis with dead keys.
-    if cache.enabled() and not turn.history:
-        scope = cache.scope_for(turn)
-        cache_key = cache.make_key(prompt, model, scope, await cache.kb_version())
-        hit = await cache.get(cache_key)
-        if hit is not None:
-            meta["first_token_ms"] = meta["response_ms"] = _ms(loop.time() - started)
-            logger.info("ai_reply", session=turn.session_id, source="cache")
-            async for delta in _replay(hit["text"]):
+    if cache.enabled() and not turn.history and not by_question:
+        cache_key = cache.make_key(prompt, model, cache.scope_for(turn))
+        found = await cache.lookup(cache_key)
+        kb = found.kb_version
+        if found.hit is not None:
+            deltas, result = cached(found.hit)
+            async for delta in deltas:
                 yield delta
-            yield Reply(text=hit["text"], source="cache", model=hit.get("model", ""), metadata=meta)
+            yield result
             return
 
     call_started = loop.time()
@@ -234,7 +264,7 @@ async def reply(turn: Turn) -> AsyncIterator[Delta | Reply]:
         return
 
     if cache_key:
-        await cache.put(cache_key, partial, getattr(backend, "model", "") or model)
+        await cache.put(cache_key, partial, getattr(backend, "model", "") or model, kb)
     meta["response_ms"] = _ms(loop.time() - started)
     logger.info(
         "ai_reply",

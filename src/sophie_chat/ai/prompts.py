@@ -13,7 +13,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from django.conf import settings
+from django.core.signals import setting_changed
 from django.template.loader import render_to_string
+from django.utils.translation import get_language
 
 from sophie_chat.ai.base import ChatPrompt, Turn
 from sophie_chat.ai.fallbacks import lang_key
@@ -65,9 +68,10 @@ def _service_blocks(service_info: Any) -> list[str]:
     return [data_block("service", str(s)) for s in service_info]
 
 
-def _page_block(page: dict[str, Any]) -> list[str]:
+def page_block(page: dict[str, Any] | None) -> str:
+    """The page the user is on, as a data block ("" when nothing is known of it)."""
     if not page:
-        return []
+        return ""
     from sophie_chat.conversation.context import get_navigation_context
 
     # Paths only (query strings may carry tokens or e-mails); another site's referrer as host.
@@ -82,7 +86,7 @@ def _page_block(page: dict[str, Any]) -> list[str]:
     status = nav["status"]
     if isinstance(status, int) and status >= 400:
         lines.append(f"HTTP status: {status} ({_PAGE_STATUS.get(status, 'error page')})")
-    return [data_block("page", "\n".join(lines))] if lines else []
+    return data_block("page", "\n".join(lines)) if lines else ""
 
 
 def _profile_block(user_context: dict[str, Any]) -> list[str]:
@@ -98,20 +102,40 @@ def _support_contact(cfg: dict[str, Any]) -> str:
 
 
 def render_system(turn: Turn) -> str:
-    """The persona and rules part of the system prompt (the template, rendered)."""
+    """The persona and rules part of the system prompt (the template, rendered).
+
+    Rendered once per process for each set of inputs (user type, language, settings), since it
+    is the same for every turn of them; with ``DEBUG`` on it is rendered every time, so edits to
+    the template show at once.
+    """
     cfg = get_config()
     user_type = turn.user_type if turn.user_type in USER_TYPES else "anonymous"
-    return render_to_string(
-        cfg["PROMPT_TEMPLATE"],
-        {
-            "assistant_name": cfg["ASSISTANT_NAME"],
-            "user_type": user_type,
-            "language": turn.language,
-            "language_name": LANGUAGE_NAMES[lang_key(turn.language)],
-            "support_contact": _support_contact(cfg),
-            "prompt_version": PROMPT_VERSION,
-        },
-    ).strip()
+    context = {
+        "assistant_name": cfg["ASSISTANT_NAME"],
+        "user_type": user_type,
+        "language": turn.language,
+        "language_name": LANGUAGE_NAMES[lang_key(turn.language)],
+        "support_contact": _support_contact(cfg),
+        "prompt_version": PROMPT_VERSION,
+    }
+    # The active translation too: a site's template may use {% translate %}.
+    key = (str(cfg["PROMPT_TEMPLATE"]), get_language() or "", *map(str, context.values()))
+    text = None if settings.DEBUG else _rendered.get(key)
+    if text is None:
+        text = render_to_string(cfg["PROMPT_TEMPLATE"], context).strip()
+        if len(_rendered) >= 64:  # a handful of user types x languages in practice
+            _rendered.clear()
+        _rendered[key] = text
+    return text
+
+
+def _forget_rendered(**kwargs: Any) -> None:
+    _rendered.clear()
+
+
+_rendered: dict[tuple[str, ...], str] = {}
+# New settings (tests, or a site reconfiguring at run time) may name another template.
+setting_changed.connect(_forget_rendered, dispatch_uid="sophie_prompt_rendered")
 
 
 def _size(messages: list[dict[str, str]]) -> int:
@@ -127,7 +151,8 @@ def build_prompt(turn: Turn, kb_context: Any = None, service_info: Any = None) -
     """
     cfg = get_config()
     persona = render_system(turn)
-    fixed = _service_blocks(service_info) + _page_block(turn.page)
+    page = page_block(turn.page)
+    fixed = _service_blocks(service_info) + ([page] if page else [])
     fixed += _profile_block(turn.user_context)
     knowledge = _knowledge_blocks(kb_context)
     n_history = max(0, int(cfg["HISTORY_MESSAGES_FOR_MODEL"]))
