@@ -303,6 +303,10 @@ async def test_stale_streaming_placeholder_becomes_incomplete(
     )()
     again = await chat(user=user)
     assert again.session["messages"][-1]["status"] == "incomplete"
+    stored = await database_sync_to_async(
+        lambda: ChatMessage.objects.get(session_id=sid, seq=2).metadata["status"]
+    )()
+    assert stored == "incomplete"  # settled in the database too, by the history read
 
 
 async def test_history_pages_by_seq(
@@ -443,6 +447,25 @@ async def test_a_turn_costs_a_fixed_number_of_queries(
         assert len(statements) >= TURN_QUERIES - 1  # 6 without the analytics recorder
         # The answer and its counters are stored in autocommit: no savepoint round trips.
         assert not await db_unit(queries.savepoints)()
+
+
+async def test_connect_reads_messages_only_of_a_session_that_has_some(
+    chat: Any, make_user: Any, fake_ai: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dbunits, "_pool", ThreadPoolExecutor(max_workers=1))
+    user = await make_user()
+    async with _ThreadQueries() as queries:
+        first = await chat(user=user)  # starts the session: nothing to read
+    statements = await db_unit(queries.statements)()
+    assert first.session["new"] is True
+    assert not [q for q in statements if "sophie_chat_chatmessage" in q], statements
+    await first.turn("oi")
+    async with _ThreadQueries() as queries:
+        again = await chat(user=user)
+    statements = await db_unit(queries.statements)()
+    assert [m["text"] for m in again.session["messages"]][:1] == ["oi"]
+    # One read of the last page; it also settles dead placeholders, with no query of its own.
+    assert len([q for q in statements if "sophie_chat_chatmessage" in q]) == 1, statements
 
 
 async def test_database_down_on_connect_closes_1011(

@@ -31,7 +31,6 @@ from sophie_chat.conversation.types import (
     SessionState,
     StoredMessage,
     message_dict,
-    page_of,
     still_logged_in,
 )
 from sophie_chat.dbunits import db_unit
@@ -82,7 +81,12 @@ class ChatManager:
     def history(
         owner: Owner, session_id: uuid.UUID, before_seq: int, limit: int
     ) -> tuple[list[dict[str, Any]], bool]:
-        return page_of(_owned(owner, session_id).filter(seq__lt=before_seq), limit)
+        rows = list(
+            _owned(owner, session_id).filter(seq__lt=before_seq).order_by("-seq")[: limit + 1]
+        )
+        # A placeholder whose worker died shows as incomplete (no query unless there is one).
+        settle_dead_replies_sync(rows)
+        return [message_dict(m) for m in reversed(rows[:limit])], len(rows) > limit
 
     @staticmethod
     @db_unit

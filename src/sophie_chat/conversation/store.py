@@ -45,9 +45,11 @@ def open_session_sync(
 ) -> SessionState:
     """Return the owner's active session (with its last page), or start a new one.
 
-    Stale "streaming" placeholders (a worker died mid-answer) become "incomplete" here. With
-    ``with_messages=False`` the page is left to a later read, made after joining the session's
-    group so that nothing falls between the read and the live stream.
+    With ``with_messages`` it also reads the last page, stale "streaming" placeholders (a
+    worker died mid-answer) made "incomplete" first. With ``with_messages=False`` the page is
+    left to a later read (:meth:`ChatManager.history`, which settles the placeholders it
+    returns), made after joining the session's group so that nothing falls between the read and
+    the live stream.
     """
     config = get_config()
     now = timezone.now()
@@ -86,19 +88,19 @@ def open_session_sync(
             new=True,
             notice=notice,
         )
-    settle_dead_replies_sync(
-        list(
-            ChatMessage.objects.filter(
-                session=session,
-                sender=ASSISTANT,
-                metadata__status="streaming",
-                created_at__lt=dead_reply_cutoff(now),
-            )
-        )
-    )
     messages: list[dict[str, Any]] = []
     has_more = False
     if with_messages:
+        settle_dead_replies_sync(
+            list(
+                ChatMessage.objects.filter(
+                    session=session,
+                    sender=ASSISTANT,
+                    metadata__status="streaming",
+                    created_at__lt=dead_reply_cutoff(now),
+                )
+            )
+        )
         messages, has_more = page_of(
             ChatMessage.objects.filter(session=session), config["HISTORY_PAGE_SIZE"]
         )
