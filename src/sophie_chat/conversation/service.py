@@ -156,7 +156,13 @@ def build_turn(job: ReplyJob, consecutive_fallbacks: int) -> Turn:
 
 
 async def _stream(job: ReplyJob, turn: Turn, deliver: Deliver, control: ReplyControl) -> None:
-    """Relay the pipeline's deltas, merged into one frame per ``STREAM_COALESCE_MS``."""
+    """Relay the pipeline's deltas, merged into one frame per ``STREAM_COALESCE_MS``.
+
+    A piece arriving a window or more after the last frame goes out at once, with whatever
+    waited; a piece arriving sooner waits, and one timer per window sends it should the model
+    pause. No task per piece: the stream is read by this coroutine alone, so a cancellation
+    (stop, timeout) reaches the pipeline, which closes its upstream request.
+    """
     loop = asyncio.get_running_loop()
     window = float(get_config()["STREAM_COALESCE_MS"]) / 1000
     # Looked up at call time: the AI layer (and tests) may replace pipeline.reply.
@@ -164,60 +170,63 @@ async def _stream(job: ReplyJob, turn: Turn, deliver: Deliver, control: ReplyCon
     buffer: list[str] = []
     index = 0
     last_flush = -window
-    pending: asyncio.Future[Any] | None = None
+    timer: asyncio.TimerHandle | None = None
+    late: asyncio.Task[None] | None = None  # a flush the timer started
 
     async def flush() -> None:
-        nonlocal index, last_flush
+        nonlocal index, last_flush, timer
+        if timer is not None:
+            timer.cancel()
+            timer = None
+        if not buffer:
+            return
         text = "".join(buffer)
         buffer.clear()
         last_flush = loop.time()
-        await deliver(protocol.assistant_delta_frame(job.seq, index, text), job.group)
+        frame = protocol.assistant_delta_frame(job.seq, index, text)
         index += 1
-        if control.reason is not None:
-            # Stopped while delivering: a channel-layer send may swallow the cancellation.
-            raise asyncio.CancelledError
+        await deliver(frame, job.group)
+
+    def on_timer() -> None:
+        nonlocal timer, late
+        timer = None
+        if buffer and late is None:
+            late = asyncio.ensure_future(flush())
+
+    async def settle_late() -> None:
+        # Frames leave in order: a flush started by the timer ends before the next one starts.
+        nonlocal late
+        if late is not None:
+            task, late = late, None
+            await task
 
     try:
-        while True:
-            if not buffer and pending is None:
-                # Nothing waits to go out: no timer to race, so no task per piece.
-                try:
-                    item = await agen.__anext__()
-                except StopAsyncIteration:
-                    break
-            else:
-                # Text is waiting: the next piece races the end of the coalescing window.
-                if pending is None:
-                    pending = asyncio.ensure_future(agen.__anext__())
-                timeout = max(0.0, last_flush + window - loop.time()) if buffer else None
-                done, _ = await asyncio.wait({pending}, timeout=timeout)
-                if not done:
-                    await flush()
-                    continue
-                finished, pending = pending, None
-                try:
-                    item = finished.result()
-                except StopAsyncIteration:
-                    break
+        async for item in agen:
             if isinstance(item, Delta) and item.text:
                 if control.first_token_at is None:
                     control.first_token_at = loop.time()
                 control.parts.append(item.text)
+                await settle_late()
                 buffer.append(item.text)
                 # The first piece, and any piece after a pause, goes out at once.
                 if loop.time() - last_flush >= window:
                     await flush()
+                elif timer is None:
+                    timer = loop.call_at(last_flush + window, on_timer)
             elif isinstance(item, Reply):
                 control.reply = item
-        if buffer:
-            await flush()
+            if control.reason is not None:
+                # Stopped while delivering: a channel-layer send may swallow the cancellation.
+                raise asyncio.CancelledError
+        await settle_late()
+        await flush()
     finally:
-        if pending is not None:
-            # Cancelling the pending step throws CancelledError into the pipeline, which closes
-            # its upstream request.
-            pending.cancel()
+        if timer is not None:
+            timer.cancel()
+        if late is not None and not late.done():
+            late.cancel()
             with suppress(BaseException):
-                await pending
+                await late
         with suppress(BaseException):
             await agen.aclose()
 
