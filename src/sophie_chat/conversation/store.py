@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from contextlib import nullcontext
 from datetime import timedelta
 from typing import Any
 
@@ -215,6 +216,19 @@ def store_user_message_sync(
         owner.visitor_key if owner.user_id is None else None,
     ]
     try:
+        if connection.vendor == "postgresql":
+            return _store_in_one_statement(
+                owner,
+                session_id,
+                params,
+                cutoff,
+                with_context=context is not None,
+                client_id=client_id,
+                text=text,
+                metadata=metadata,
+                now=now,
+                history_size=history_size,
+            )
         with transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.execute(_reserve_sql(context is not None), params)
@@ -265,12 +279,23 @@ def store_user_message_sync(
             duplicate=True,
             message=message_dict(existing),
         )
+    return _stored(user_msg, ctx, language, user_type, history, degraded_in_a_row)
+
+
+def _stored(
+    user_msg: ChatMessage,
+    ctx: Any,
+    language: str,
+    user_type: str,
+    history: list[tuple[str, str]],
+    degraded_in_a_row: int,
+) -> StoredMessage:
     if isinstance(ctx, str):
         ctx = json.loads(ctx)
     return StoredMessage(
-        seq=last_seq - 1,
-        reply_seq=last_seq,
-        created_at=now.isoformat(),
+        seq=user_msg.seq,
+        reply_seq=user_msg.seq + 1,
+        created_at=user_msg.created_at.isoformat(),
         message=message_dict(user_msg),
         history=history,
         context=ctx or {},
@@ -278,6 +303,84 @@ def store_user_message_sync(
         user_type=user_type,
         consecutive_fallbacks=degraded_in_a_row,
     )
+
+
+def _one_statement_sql(with_context: bool) -> str:
+    """Reserve two seqs, insert both rows and read the model's history: one PostgreSQL statement.
+
+    Run in autocommit, it is its own transaction, so the turn pays one round trip where the
+    portable path pays five (BEGIN, UPDATE, INSERT, SELECT, COMMIT). The history subquery sees the
+    table as it was before the INSERT, which is what it wants: the messages before this one.
+    """
+    messages = connection.ops.quote_name(ChatMessage._meta.db_table)
+    return (
+        f"WITH r AS ({_reserve_sql(with_context)}), "  # noqa: S608 - table names only
+        f"ins AS (INSERT INTO {messages} "
+        "(session_id, seq, sender, client_id, content, metadata, created_at) "
+        "SELECT %s, r.last_seq - 1, %s, %s, %s, %s, %s FROM r "
+        "UNION ALL SELECT %s, r.last_seq, %s, NULL, '', %s, %s FROM r RETURNING 1) "
+        "SELECT r.last_seq, r.context, r.language, r.user_type, (SELECT count(*) FROM ins), "
+        "COALESCE((SELECT json_agg(json_build_array(h.sender, h.content, h.metadata) "
+        "ORDER BY h.seq DESC) FROM (SELECT seq, sender, content, metadata "
+        f"FROM {messages} WHERE session_id = %s AND seq < r.last_seq - 1 "
+        "AND content <> '' AND sender <> %s ORDER BY seq DESC LIMIT %s) h), '[]') FROM r"
+    )
+
+
+def _store_in_one_statement(
+    owner: Owner,
+    session_id: uuid.UUID,
+    reserve_params: list[Any],
+    cutoff: Any,
+    *,
+    with_context: bool,
+    client_id: str,
+    text: str,
+    metadata: dict[str, Any],
+    now: Any,
+    history_size: int,
+) -> StoredMessage:
+    """:func:`store_user_message_sync` on PostgreSQL; raises IntegrityError on a resend."""
+    sid = _prep("session", session_id, ChatMessage)
+    at = _prep("created_at", now, ChatMessage)
+    params = [
+        *reserve_params,
+        sid,
+        USER,
+        uuid.UUID(client_id),
+        text,
+        _prep("metadata", metadata, ChatMessage),
+        at,
+        sid,
+        ASSISTANT,
+        _prep("metadata", {"status": "streaming"}, ChatMessage),
+        at,
+        sid,
+        SYSTEM,
+        history_size,
+    ]
+    # Inside a caller's transaction, a savepoint keeps a resend's IntegrityError from aborting it.
+    savepoint = transaction.atomic() if connection.in_atomic_block else nullcontext()
+    with savepoint, connection.cursor() as cursor:
+        cursor.execute(_one_statement_sql(with_context), params)
+        row = cursor.fetchone()
+    if row is None:
+        raise SessionEnded(_why_not_active(owner, session_id, cutoff))
+    last_seq, ctx, language, user_type, _inserted, rows = row
+    if isinstance(rows, str):
+        rows = json.loads(rows)
+    rows = [tuple(r) for r in rows] if history_size else []
+    user_msg = ChatMessage(
+        session_id=session_id,
+        seq=last_seq - 1,
+        sender=USER,
+        client_id=uuid.UUID(client_id),
+        content=text,
+        metadata=metadata,
+        created_at=now,
+    )
+    history = [(sender, content) for sender, content, _meta in reversed(rows)]
+    return _stored(user_msg, ctx, language, user_type, history, _degraded_in_a_row(rows))
 
 
 def _degraded_in_a_row(rows: list[tuple[str, str, Any]]) -> int:
