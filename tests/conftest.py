@@ -26,6 +26,18 @@ def _close_chat_db_threads(django_db_setup: None, django_db_blocker: Any) -> Any
         dbunits.shutdown()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_knowledge_snapshot() -> None:
+    """Each test starts without the knowledge data this process keeps in memory.
+
+    The test database's rollbacks remove entries without the signals that tell the in-memory
+    search index and page guides to reload, so a snapshot must not outlive its test.
+    """
+    from sophie_chat.knowledge import index
+
+    index.forget()
+
+
 @pytest.fixture
 def user_factory(db: None) -> Callable[..., Any]:
     """Make users: ``user_factory(username="ana", is_staff=True)``."""

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 
-from sophie_chat.knowledge import search, text
+from sophie_chat.knowledge import index, search, text
 from sophie_chat.knowledge.loader import reindex
 from sophie_chat.knowledge.search import KnowledgeBase
 from sophie_chat.models import KnowledgeBaseEntry
@@ -163,15 +165,133 @@ def test_bulk_created_entries_are_found_and_reindexed(engine: str) -> None:
 
 
 @pytest.mark.django_db
-def test_python_index_is_reused_between_searches(
-    entry: Callable[..., Any], django_assert_max_num_queries: Any
+def test_warm_python_search_runs_no_query_and_returns_whole_entries(
+    entry: Callable[..., Any], django_assert_num_queries: Any
 ) -> None:
-    entry("a", "Encanador")
+    e = entry(
+        "a",
+        "Encanador",
+        "Vazamentos e desentupimento.",
+        keywords="cano, pia",
+        url="/servicos/encanador/",
+        audience="client",
+        category="service",
+        language="pt-br",
+    )
     kb = KnowledgeBase("python")
     kb.search("encanador")
-    # Warm: the index is known fresh from the cache's version; one query fetches the entries.
-    with django_assert_max_num_queries(1):
+    # Warm: the version is memoised and the index holds the entries' fields.
+    with django_assert_num_queries(0):
+        results = kb.search("encanador", audience="client")
+    got, fresh = results[0].entry, KnowledgeBaseEntry.objects.get(pk=e.pk)
+    assert results[0].as_context()["content"] == "Vazamentos e desentupimento."
+    for field in KnowledgeBaseEntry._meta.concrete_fields:
+        if field.attname not in ("search_text", "created_at", "updated_at"):
+            assert getattr(got, field.attname) == getattr(fresh, field.attname), field.attname
+    assert got._state.adding is False
+    # The columns not kept in memory are loaded when read, as with QuerySet.defer().
+    with django_assert_num_queries(1):
+        assert got.search_text == fresh.search_text
+    # Each search makes its own instances: changing one changes no other caller's.
+    got.title = "changed"
+    assert kb.search("encanador")[0].entry.title == "Encanador"
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The index's clock, moved by hand: ``clock[0] += 1.5``."""
+    now = [time.monotonic()]
+    monkeypatch.setattr(index, "_now", lambda: now[0])
+    index.forget()
+    return now
+
+
+class CountingCache:
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.gets = 0
+
+    def get(self, key: str, *args: Any) -> Any:
+        self.gets += 1
+        return self.real.get(key, *args)
+
+    def set(self, *args: Any) -> Any:
+        return self.real.set(*args)
+
+
+@pytest.mark.django_db
+def test_the_version_is_read_from_the_cache_once_per_memo_window(
+    entry: Callable[..., Any], clock: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entry("a", "Encanador")
+    counting = CountingCache(index.cache)
+    monkeypatch.setattr(index, "cache", counting)
+    kb = KnowledgeBase("python")
+    clock[0] += index.VERSION_MEMO_SECONDS  # past the memo the save left
+    for _ in range(20):
+        clock[0] += index.VERSION_MEMO_SECONDS / 40
         assert slugs(kb.search("encanador")) == ["a"]
+    assert counting.gets == 1
+    clock[0] += index.VERSION_MEMO_SECONDS
+    kb.search("encanador")
+    assert counting.gets == 2
+
+
+@pytest.mark.django_db
+def test_a_save_in_this_process_is_seen_at_once(
+    entry: Callable[..., Any], clock: list[float]
+) -> None:
+    e = entry("garden", "Jardineiro", "Poda e grama.")
+    kb = KnowledgeBase("python")
+    assert slugs(kb.search("jardineiro")) == ["garden"]
+    e.title, e.content = "Pintor", "Paredes."
+    e.save()
+    # The clock has not moved: the signal's new version replaced the memo.
+    assert kb.search("jardineiro") == []
+    assert kb.search("pintor")[0].entry.content == "Paredes."
+
+
+@pytest.mark.django_db
+def test_a_bump_by_another_process_is_seen_after_the_memo_window(
+    entry: Callable[..., Any], clock: list[float], django_assert_num_queries: Any
+) -> None:
+    e = entry("garden", "Jardineiro", "Poda e grama.")
+    kb = KnowledgeBase("python")
+    assert slugs(kb.search("jardineiro")) == ["garden"]
+    # Another process renames the entry and bumps the shared version: its write reaches this
+    # process's database but not its signals (update() keeps updated_at, so only the version
+    # tells), and the version is written to the cache directly.
+    KnowledgeBaseEntry.objects.filter(pk=e.pk).update(
+        title="Pintor", content="Paredes.", search_text=""
+    )
+    cache.set(index.VERSION_KEY, "written-by-another-process")
+    clock[0] += index.VERSION_MEMO_SECONDS * 0.9
+    with django_assert_num_queries(0):
+        assert slugs(kb.search("jardineiro")) == ["garden"]  # within the memo window
+    clock[0] += index.VERSION_MEMO_SECONDS * 0.2
+    assert kb.search("jardineiro") == []
+    assert kb.search("pintor")[0].entry.title == "Pintor"
+
+
+@pytest.mark.django_db
+def test_an_unreachable_cache_is_asked_once_per_memo_window(
+    entry: Callable[..., Any], clock: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entry("a", "Encanador")
+
+    class Down:
+        gets = 0
+
+        def get(self, key: str, *args: Any) -> Any:
+            Down.gets += 1
+            raise ConnectionError("cache server down")
+
+    monkeypatch.setattr(index, "cache", Down())
+    index.forget()
+    kb = KnowledgeBase("python")
+    for _ in range(5):
+        assert slugs(kb.search("encanador")) == ["a"]
+    assert Down.gets == 1
 
 
 @pytest.mark.django_db

@@ -100,13 +100,17 @@ class KnowledgeBase:
         categories = _categories(category)
         if limit <= 0 or not text.query_words(query):
             return []
-        ranked = self._ranked(query, lang, categories, audience, limit)
+        # One index for the whole search: a rebuild in between cannot mix two versions.
+        idx = index.get_index() if self.engine == "python" else None
+        ranked = self._ranked(idx, query, lang, categories, audience, limit)
         if not ranked:
             for other in sorted(set(text.STOP_WORDS) - {lang}):
-                ranked = self._ranked(query, other, categories, audience, limit)
+                ranked = self._ranked(idx, query, other, categories, audience, limit)
                 if ranked:
                     break
-        entries = KnowledgeBaseEntry.objects.in_bulk([pk for pk, _ in ranked])
+        pks = [pk for pk, _ in ranked]
+        # The portable engine holds the entries' fields: no query. PostgreSQL's fetches them.
+        entries = idx.entries(pks) if idx is not None else KnowledgeBaseEntry.objects.in_bulk(pks)
         results = [SearchResult(entries[pk], score) for pk, score in ranked if pk in entries]
         for r in results:
             if categories is None or r.entry.category not in categories:
@@ -118,6 +122,7 @@ class KnowledgeBase:
 
     def _ranked(
         self,
+        idx: index.Index | None,
         query: str,
         lang: str,
         categories: set[str] | None,
@@ -126,9 +131,9 @@ class KnowledgeBase:
     ) -> list[tuple[int, float]]:
         # Fetch a few more than asked for: the boosts and factors may reorder the tail.
         fetch = limit + 3
-        if self.engine == "postgres":
+        if idx is None:
             return pg.search(text.query_words(query), lang, categories, audience, fetch)
-        scores = index.get_index().score(
+        scores = idx.score(
             text.terms(query, lang), lang=lang, categories=categories, audience=audience
         )
         return heapq.nsmallest(fetch, scores.items(), key=lambda item: (-item[1], item[0]))
