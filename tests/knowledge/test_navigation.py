@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from sophie_chat.knowledge.faq import get_faq
@@ -121,3 +123,33 @@ def test_faq(marketplace_kb: LoadReport) -> None:
     assert len(get_faq("pt-br", limit=2)) == 2
     KnowledgeBaseEntry.objects.filter(language="en").delete()
     assert get_faq("en") == get_faq("pt-br")
+
+
+def test_warm_page_help_runs_no_query(
+    marketplace_kb: LoadReport, django_assert_num_queries: Any
+) -> None:
+    get_navigation_help("/", "pt-br")
+    with django_assert_num_queries(0):
+        assert get_navigation_help("/servicos/pintor/", "pt-br").slug == "pagina-detalhe-servico"
+        assert get_navigation_help("/painel/", "pt-br", audience="client") is None
+        assert get_navigation_help("/pedidos/", "en").slug == "page-orders"
+        lost = get_navigation_help("/x/", "pt-br", status=404)
+        assert "/servicos/" in [link["url"] for link in lost.links]
+
+
+def test_a_guide_saved_in_this_process_is_seen_at_once(marketplace_kb: LoadReport) -> None:
+    assert get_navigation_help("/blog/2024/", "pt-br") is None
+    guide = KnowledgeBaseEntry.objects.create(
+        slug="blog", title="Blog", content="Artigos.", url_pattern=r"^/blog/"
+    )
+    assert get_navigation_help("/blog/2024/", "pt-br").slug == "blog"
+    guide.title = "Nosso blog"
+    guide.save()
+    assert get_navigation_help("/blog/2024/", "pt-br").title == "Nosso blog"
+    guide.is_active = False
+    guide.save()
+    assert get_navigation_help("/blog/2024/", "pt-br") is None
+    KnowledgeBaseEntry.objects.create(
+        slug="erro-404", title="Sumiu", content="Procure na busca.", url_pattern="status:404"
+    )
+    assert get_navigation_help("/x/", "pt-br", status=404).slug == "erro-404"

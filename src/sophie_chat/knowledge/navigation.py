@@ -6,18 +6,26 @@ searched in the path (``^/servicos/\\d+/$``). Error pages are matched by the sta
 reports: ``url_pattern`` ``status:404``, ``status:403``, ``status:500``, ``status:4xx``,
 ``status:5xx`` or ``status:error``. When the site has no entry for an error page, built-in
 help texts in Portuguese and English are used.
+
+The guides (entries with a ``url_pattern``, and the ``navigation`` entries that make the map of
+the site) are read once and kept in memory until the knowledge base changes, with the search
+index's freshness rules (:func:`sophie_chat.knowledge.index.per_version`): a page's guide costs
+no query.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
+from django.db.models import Q
 from django.urls import Resolver404, resolve
 
+from sophie_chat.knowledge import index
 from sophie_chat.knowledge.text import primary_language
 from sophie_chat.models import KnowledgeBaseEntry
 
@@ -106,19 +114,46 @@ def _builtin_key(status: int) -> str:
     return "500" if status >= 500 else "404"
 
 
-def _entries(language: str, audience: str | None, **filters: Any) -> list[KnowledgeBaseEntry]:
-    """Active entries in ``language``, else in any language (the user's first)."""
-    qs = KnowledgeBaseEntry.objects.filter(is_active=True, **filters)
-    if audience is not None:
-        qs = qs.filter(audience__in=["", audience])
-    entries = list(qs)
-    mine = [e for e in entries if primary_language(e.language) == language]
+class Guide(NamedTuple):
+    """What the page help needs of one entry, kept in memory."""
+
+    slug: str
+    lang: str  # primary language: "pt", "en"
+    category: str
+    audience: str
+    title: str
+    content: str
+    url: str
+    url_pattern: str
+
+
+def _load_guides() -> list[Guide]:
+    qs = KnowledgeBaseEntry.objects.filter(
+        Q(url_pattern__gt="") | Q(category="navigation"), is_active=True
+    ).order_by("category", "title", "pk")
+    fields = ("slug", "language", "category", "audience", "title", "content", "url", "url_pattern")
+    return [
+        Guide(slug, primary_language(lang), *rest) for slug, lang, *rest in qs.values_list(*fields)
+    ]
+
+
+def guides() -> list[Guide]:
+    """Active guides and navigation entries, by category and title (the model's order)."""
+    return index.per_version("navigation_guides", _load_guides)
+
+
+def _entries(language: str, audience: str | None, keep: Callable[[Guide], bool]) -> list[Guide]:
+    """Guides for which ``keep(guide)`` holds, in ``language``, else in any language."""
+    entries = [
+        g for g in guides() if keep(g) and (audience is None or g.audience in ("", audience))
+    ]
+    mine = [g for g in entries if g.lang == language]
     return mine or entries
 
 
 def main_pages(language: str, audience: str | None = None, limit: int = 6) -> list[dict[str, str]]:
     """Navigation guides that have a link, home page first: a map of the site for lost visitors."""
-    entries = _entries(language, audience, category="navigation")
+    entries = _entries(language, audience, lambda g: g.category == "navigation")
     entries.sort(key=lambda e: (e.url != "/", e.title))
     links = [{"title": e.title, "url": e.url} for e in entries if e.url]
     return links[:limit]
@@ -128,7 +163,7 @@ def error_help(status: int, language: str | None, audience: str | None = None) -
     """Help for an error page: the site's entry for that status, or the built-in text."""
     lang = primary_language(language)
     keys = _status_keys(status)
-    entries = _entries(lang, audience, url_pattern__in=keys)
+    entries = _entries(lang, audience, lambda g: g.url_pattern in keys)
     entries.sort(key=lambda e: keys.index(e.url_pattern))
     links = main_pages(lang, audience)
     if entries:
@@ -153,7 +188,7 @@ def _view_name(path: str) -> str:
         return ""
 
 
-def _specificity(entry: KnowledgeBaseEntry, path: str, view_name: str) -> int:
+def _specificity(entry: Guide, path: str, view_name: str) -> int:
     """How well a guide fits a page: 0 no match, higher is more specific."""
     pattern = entry.url_pattern
     if pattern.startswith("status:"):
@@ -189,15 +224,14 @@ def get_navigation_help(
         view_name = _view_name(path)
     else:
         path, view_name = "", value
-    qs = KnowledgeBaseEntry.objects.filter(is_active=True, url_pattern__gt="")
-    if audience is not None:
-        qs = qs.filter(audience__in=["", audience])
-    entries = list(qs)
+    entries = [
+        g for g in guides() if g.url_pattern and (audience is None or g.audience in ("", audience))
+    ]
     # The user's language first; a guide in another language beats no guide at all.
-    mine = [e for e in entries if primary_language(e.language) == lang]
-    others = [e for e in entries if primary_language(e.language) != lang]
+    mine = [g for g in entries if g.lang == lang]
+    others = [g for g in entries if g.lang != lang]
     for candidates in (mine, others):
-        best: tuple[int, KnowledgeBaseEntry] | None = None
+        best: tuple[int, Guide] | None = None
         for entry in candidates:
             score = _specificity(entry, path, view_name)
             if score and (best is None or score > best[0]):
