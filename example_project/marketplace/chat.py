@@ -9,7 +9,10 @@ assistant knowing, never contact data or documents (phone, e-mail, CPF).
 from __future__ import annotations
 
 import re
+import threading
+import time
 import unicodedata
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.utils import translation
@@ -89,6 +92,118 @@ def _stem(word: str) -> str:
     return word[:6] if len(word) > 6 else word.rstrip("s")
 
 
+# Seconds a catalogue snapshot serves searches. Saving or deleting a service in this process
+# refreshes it at once (the signals in MarketplaceConfig.ready()); this bounds how long a change
+# made elsewhere goes unseen: another process, or QuerySet.update() (bulk availability changes).
+CATALOGUE_MAX_AGE = 30.0
+CATALOGUE_SIZE = 500
+# Weights of the fields a question's words are looked for in: tags, title, category name,
+# description, city. The city narrows a match down and is scored last: alone it is no match.
+_FIELD_WEIGHTS = (3.0, 2.0, 1.0, 0.3, 1.0)
+
+
+@dataclass(frozen=True)
+class _Field:
+    """One field's words, as the score compares them: plain words, and words by crude stem."""
+
+    weight: float
+    words: frozenset[str]
+    by_stem: dict[str, frozenset[str]]
+
+    @classmethod
+    def of(cls, weight: float, text: str) -> _Field:
+        words = frozenset(w.rstrip("s") for w in _words(text))
+        by_stem: dict[str, set[str]] = {}
+        for w in words:
+            by_stem.setdefault(_stem(w), set()).add(w)
+        return cls(weight, words, {k: frozenset(v) for k, v in by_stem.items()})
+
+    def score(self, words: set[str], stems: set[str]) -> float:
+        exact = words & self.words
+        # A stem counts when the field has a word with that stem that is not an exact match:
+        # the same word counts fully; a relative ("eletrico" for "eletricista") by half.
+        relatives = sum(1 for s in stems if s in self.by_stem and not self.by_stem[s] <= exact)
+        return self.weight * (len(exact) + 0.5 * relatives)
+
+
+@dataclass(frozen=True)
+class _Listing:
+    service: Service
+    fields: tuple[_Field, ...]  # tags, title, category, description, city
+    # What the chat is told about the service, per language: made once per snapshot.
+    infos: dict[str, ServiceInfo] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def of(cls, service: Service) -> _Listing:
+        texts = (
+            service.tags,
+            service.title,
+            service.category.name,
+            service.description,
+            service.city,
+        )
+        return cls(
+            service, tuple(_Field.of(w, t) for w, t in zip(_FIELD_WEIGHTS, texts, strict=True))
+        )
+
+    def score(self, words: set[str], stems: set[str]) -> float:
+        score = 0.0
+        *main, city = self.fields
+        for words_of in main:
+            score += words_of.score(words, stems)
+        return score + city.score(words, stems) if score else 0.0
+
+    def info(self, language: str) -> ServiceInfo:
+        made = self.infos.get(language)
+        if made is None:
+            made = self.infos[language] = MarketplaceServices._info(self.service, language)
+        # A copy: whoever gets it may change it.
+        return replace(made, extra=dict(made.extra))
+
+
+class _Catalogue:
+    """The services the chat may quote, with their words, read once and kept in memory."""
+
+    def __init__(self) -> None:
+        services = Service.objects.select_related("category", "provider__user")[:CATALOGUE_SIZE]
+        self.listings = [_Listing.of(s) for s in services]
+        self.read_at = time.monotonic()
+        # Crude stem -> listings (by position) that have it outside the city: the only ones a
+        # question with that stem can match.
+        self.by_stem: dict[str, list[int]] = {}
+        for n, listing in enumerate(self.listings):
+            for stem in {s for words_of in listing.fields[:-1] for s in words_of.by_stem}:
+                self.by_stem.setdefault(stem, []).append(n)
+
+    def candidates(self, stems: set[str]) -> list[_Listing]:
+        """The listings sharing a stem with the question, in catalogue order."""
+        found = sorted({n for s in stems for n in self.by_stem.get(s, ())})
+        return [self.listings[n] for n in found]
+
+
+_catalogue: _Catalogue | None = None
+_catalogue_lock = threading.Lock()
+
+
+def catalogue() -> _Catalogue:
+    """The current snapshot of the catalogue, read again after a change or CATALOGUE_MAX_AGE."""
+    global _catalogue
+    current = _catalogue
+    if current is not None and time.monotonic() - current.read_at < CATALOGUE_MAX_AGE:
+        return current
+    with _catalogue_lock:
+        current = _catalogue
+        if current is None or time.monotonic() - current.read_at >= CATALOGUE_MAX_AGE:
+            current = _catalogue = _Catalogue()
+        return current
+
+
+def forget_catalogue(*args: Any, **kwargs: Any) -> None:
+    """Read the catalogue again on the next search (a ``Service`` signal receiver)."""
+    global _catalogue
+    _catalogue = None
+
+
 class MarketplaceServices(ServiceInfoProvider):
     """Quotes the marketplace's services (price in BRL, unit, availability, link) to Sophie."""
 
@@ -98,42 +213,24 @@ class MarketplaceServices(ServiceInfoProvider):
         stems = {_stem(w) for w in words}
         if not stems:
             return []
-        # Scored in Python, accent-insensitively, over one query: the demo has a few dozen
-        # services. A large site would ask its full-text search (or Sophie's) here instead.
-        candidates = Service.objects.select_related("category", "provider__user")[:500]
+        # Scored in Python, accent-insensitively, over a snapshot of the catalogue whose words
+        # are split once: the demo has a few dozen services. A large site would ask its
+        # full-text search (or Sophie's) here instead.
         scored = []
-        for service in candidates:
-            score = self._score(service, words)
+        for listing in catalogue().candidates(stems):
+            score = listing.score(words, stems)
             if score:
-                scored.append((score, service.available, float(service.rating), service))
+                service = listing.service
+                scored.append((score, service.available, float(service.rating), listing))
+        # Stable: equal keys keep the catalogue's order (featured, rating, title).
         scored.sort(key=lambda item: item[:3], reverse=True)
-        return [self._info(s, language) for *_rest, s in scored[:limit]]
+        return [listing.info(language) for *_rest, listing in scored[:limit]]
 
     def for_object(self, obj: Any) -> ServiceInfo | None:
         """Details of one service (the page the user is on, or a linked knowledge entry)."""
         if not isinstance(obj, Service):
             return None
         return self._info(obj, translation.get_language() or "pt-br")
-
-    @staticmethod
-    def _score(service: Service, words: set[str]) -> float:
-        fields = (
-            (3.0, service.tags),
-            (2.0, service.title),
-            (1.0, service.category.name),
-            (0.3, service.description),
-            (1.0, service.city),
-        )
-        stems = {_stem(w) for w in words}
-        score = 0.0
-        for weight, text in fields:
-            if text is service.city and not score:
-                break  # the city narrows a match down; alone it is no match
-            found = {w.rstrip("s") for w in _words(text)}
-            exact = words & found
-            # The same word counts fully; a relative ("eletrico" for "eletricista") by half.
-            score += weight * (len(exact) + 0.5 * len(stems & {_stem(w) for w in found - exact}))
-        return score
 
     @staticmethod
     def _info(service: Service, language: str) -> ServiceInfo:

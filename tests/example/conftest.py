@@ -24,6 +24,14 @@ def example_site(settings: Any) -> None:
     settings.LANGUAGE_CODE = "pt-br"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_catalogue() -> None:
+    """The chat's snapshot of the services must not outlive a test's rolled-back rows."""
+    from marketplace.chat import forget_catalogue
+
+    forget_catalogue()
+
+
 @pytest.fixture
 def market(db: None, user_factory: Any) -> dict[str, Any]:
     """A small marketplace: a client with a booking, a provider with two services."""

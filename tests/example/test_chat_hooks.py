@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
 from django.utils import translation
 
+from marketplace import chat
 from marketplace.chat import MarketplaceServices, user_context, user_type
+from marketplace.models import Service
 
 
 def test_user_type(market: dict[str, Any], user_factory: Any) -> None:
@@ -98,3 +101,52 @@ def test_the_package_uses_the_provider(market: dict[str, Any], settings: Any) ->
     found = get_service_info("preciso de uma faxina", language="pt-br")
     assert found[0].url == "/servicos/diarista-residencial/"
     assert found[0].price == "R$ 180,00"
+
+
+def titles(query: str, language: str = "pt-br") -> list[str]:
+    return [info.title for info in MarketplaceServices().search(query, language=language)]
+
+
+def test_warm_service_search_runs_no_query(
+    market: dict[str, Any], django_assert_num_queries: Any
+) -> None:
+    titles("diarista")
+    with django_assert_num_queries(0):
+        found = MarketplaceServices().search("Quanto custa uma diarista?", language="pt-br")
+        assert titles("passadeira de roupas") == ["Passadeira de roupas"]
+    assert found[0].price == "R$ 180,00"
+    assert found[0].extra["provider"] == "Carlos"
+
+
+def test_a_service_saved_or_deleted_in_this_process_is_seen_at_once(
+    market: dict[str, Any],
+) -> None:
+    assert titles("jardinagem") == []
+    diarista = market["diarista"]
+    diarista.tags += ", jardinagem"
+    diarista.price = Decimal("200.00")
+    diarista.save()
+    found = MarketplaceServices().search("jardinagem", language="pt-br")
+    assert [(i.title, i.price) for i in found] == [(diarista.title, "R$ 200,00")]
+    diarista.delete()
+    assert titles("jardinagem") == []
+
+
+def test_bulk_updates_are_seen_within_the_snapshot_age(market: dict[str, Any]) -> None:
+    assert titles("passadeira")
+    # QuerySet.update() sends no signal: the snapshot shows the old availability until it ages.
+    Service.objects.filter(pk=market["ironing"].pk).update(available=True, availability="Hoje")
+    found = MarketplaceServices().search("passadeira", language="pt-br")
+    assert found[0].availability != "Hoje"
+    chat.catalogue().read_at -= chat.CATALOGUE_MAX_AGE
+    found = MarketplaceServices().search("passadeira", language="pt-br")
+    assert found[0].availability == "Hoje"
+
+
+def test_what_a_search_returns_is_the_callers_own(market: dict[str, Any]) -> None:
+    first = MarketplaceServices().search("diarista", language="pt-br")[0]
+    first.title = "changed"
+    first.extra["city"] = "changed"
+    again = MarketplaceServices().search("diarista", language="pt-br")[0]
+    assert again.title == "Diarista: limpeza residencial completa"
+    assert again.extra["city"] == "São Paulo"
