@@ -46,7 +46,7 @@ class SophieChatAppConf(AppConf):
         "USER_TYPE_RESOLVER": "sophie_chat.conversation.context.default_user_type",
         "USER_CONTEXT_PROVIDER": None,  # dotted path (user)->dict of safe profile facts, or None
         "SERVICE_INFO_PROVIDER": None,  # dotted path of a ServiceInfoProvider, or None
-        # "auto" (full-text search on PostgreSQL, BM25 in Python elsewhere), "postgres" or "python"
+        # "auto" or "python" (BM25 in Python, in memory), "postgres" (PostgreSQL full-text search)
         "KNOWLEDGE_SEARCH_ENGINE": "auto",
         # --- Limits --------------------------------------------------------------------------
         "RATE_LIMIT": "10/m",  # "N/s", "N/m", "N/h" or "N/d": user messages per sliding window

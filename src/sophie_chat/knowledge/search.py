@@ -2,13 +2,18 @@
 
 Two engines behind one :class:`KnowledgeBase` API:
 
-- on PostgreSQL, full-text search: a stored, weighted ``tsvector`` column (title A, keywords B,
-  content C) built with Portuguese or English configurations that remove accents (``unaccent``),
-  with a GIN index; ranked by ``ts_rank`` weighted by each word's rarity (see :mod:`.pg`);
-- anywhere else, a portable BM25 ranking in Python over an in-process inverted index of the
-  stored ``search_text``, rebuilt when the table changes (see :mod:`.index`).
+- the portable engine, the default on every database: BM25 ranking in Python over an
+  in-process inverted index of the stored ``search_text`` that also holds the entries' fields,
+  rebuilt when the table changes (see :mod:`.index`); a warm search runs no query;
+- on PostgreSQL, when chosen (``"postgres"``), full-text search: a stored, weighted ``tsvector``
+  column (title A, keywords B, content C) built with Portuguese or English configurations that
+  remove accents (``unaccent``), with a GIN index; ranked by ``ts_rank`` weighted by each word's
+  rarity (see :mod:`.pg`). Two queries a search, but nothing held in each process's memory.
 
-Both are accent- and case-insensitive and stem Portuguese and English words.
+Both are accent- and case-insensitive and stem Portuguese and English words. ``"auto"`` picks
+the portable engine on PostgreSQL too: it ranks the labelled questions better (top-1 96.5 %
+against 93.0 %) and a turn's lookup costs a fraction of the time, without a query
+(docs/knowledge.rst has the figures).
 """
 
 from __future__ import annotations
@@ -65,21 +70,19 @@ def _categories(category: str | Iterable[str] | None) -> set[str] | None:
 class KnowledgeBase:
     """Search the active knowledge base entries.
 
-    ``engine`` is ``"auto"`` (PostgreSQL full-text search on PostgreSQL, the portable engine
-    elsewhere), ``"postgres"`` or ``"python"``; ``None`` reads ``KNOWLEDGE_SEARCH_ENGINE``.
+    ``engine`` is ``"auto"`` (the portable engine), ``"python"`` or ``"postgres"`` (PostgreSQL
+    full-text search; the portable engine on other databases); ``None`` reads
+    ``KNOWLEDGE_SEARCH_ENGINE``.
     """
 
     def __init__(self, engine: str | None = None) -> None:
         if engine is None:
             engine = str(get_config().get("KNOWLEDGE_SEARCH_ENGINE") or "auto")
-        on_postgres = connection.vendor == "postgresql"
-        if engine not in ENGINES or (engine == "postgres" and not on_postgres):
+        if engine not in ENGINES or (engine == "postgres" and connection.vendor != "postgresql"):
             if engine != "auto":
                 logger.warning("kb_search_engine_unavailable", engine=engine)
             engine = "auto"
-        if engine == "auto":
-            engine = "postgres" if on_postgres else "python"
-        self.engine = engine
+        self.engine = "python" if engine == "auto" else engine
 
     def search(
         self,
