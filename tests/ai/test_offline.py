@@ -136,14 +136,15 @@ async def test_prompt_injection_gets_nothing_of_the_system_prompt(
     assert "sk-" not in out.reply.text
 
 
-def test_knowledge_lookup_costs_a_few_queries(
-    offline, marketplace_kb, turn_factory, django_assert_max_num_queries
+def test_knowledge_lookup_runs_no_query_when_warm(
+    offline, marketplace_kb, turn_factory, django_assert_num_queries
 ):
     from sophie_chat.ai.context import gather_sync
 
-    turn = turn_factory("Quanto custa uma diarista?", extra={})
-    gather_sync(turn)  # the first search builds the in-process index (SQLite)
-    with django_assert_max_num_queries(4):
+    # A service question from a page: search, the page's guide and the service entries.
+    turn = turn_factory("Quanto custa uma diarista?", page={"url": "/servicos/diarista/"}, extra={})
+    gather_sync(turn)  # the first lookup builds the in-process index and loads the guides
+    with django_assert_num_queries(0):
         ctx = gather_sync(turn)
     assert ctx.entries[0]["slug"] == "diarista"
 

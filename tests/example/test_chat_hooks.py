@@ -11,6 +11,7 @@ from django.utils import translation
 from marketplace import chat
 from marketplace.chat import MarketplaceServices, user_context, user_type
 from marketplace.models import Service
+from tests.example.conftest import EXAMPLE_DIR
 
 
 def test_user_type(market: dict[str, Any], user_factory: Any) -> None:
@@ -150,3 +151,34 @@ def test_what_a_search_returns_is_the_callers_own(market: dict[str, Any]) -> Non
     again = MarketplaceServices().search("diarista", language="pt-br")[0]
     assert again.title == "Diarista: limpeza residencial completa"
     assert again.extra["city"] == "São Paulo"
+
+
+def test_a_turns_lookup_on_the_demo_runs_no_query_when_warm(
+    market: dict[str, Any], settings: Any, django_assert_num_queries: Any
+) -> None:
+    """Search, the page's guide and the provider's service details, all from memory."""
+    from sophie_chat.ai.base import Turn
+    from sophie_chat.ai.context import gather_sync
+    from sophie_chat.knowledge.loader import load
+
+    load([EXAMPLE_DIR / "knowledge"])
+    settings.CHAT_CONFIG = {
+        **settings.CHAT_CONFIG,
+        "SERVICE_INFO_PROVIDER": "marketplace.chat.MarketplaceServices",
+    }
+    turn = Turn(
+        session_id="s",
+        text="Quanto custa uma diarista?",
+        language="pt-br",
+        user_type="anonymous",
+        page={"url": "http://testserver/servicos/diarista-residencial/"},
+    )
+    first = gather_sync(turn)
+    with django_assert_num_queries(0):
+        warm = gather_sync(turn)
+    assert warm.entries == first.entries
+    slugs = [e["slug"] for e in warm.entries]
+    assert "pagina-servico" in slugs  # the guide of the page the visitor is on
+    service = next(e for e in warm.entries if e["category"] == "service_info")
+    assert "R$ 180,00" in service["content"]
+    assert any(e["category"] not in ("navigation", "service_info") for e in warm.entries)
