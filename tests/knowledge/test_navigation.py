@@ -153,3 +153,26 @@ def test_a_guide_saved_in_this_process_is_seen_at_once(marketplace_kb: LoadRepor
         slug="erro-404", title="Sumiu", content="Procure na busca.", url_pattern="status:404"
     )
     assert get_navigation_help("/x/", "pt-br", status=404).slug == "erro-404"
+
+
+def test_a_pages_guide_is_remembered_and_the_memo_is_bounded(
+    marketplace_kb: LoadReport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sophie_chat.knowledge import navigation
+
+    resolved: list[str] = []
+    real = navigation._view_name
+    monkeypatch.setattr(navigation, "_view_name", lambda path: resolved.append(path) or real(path))
+    for _ in range(3):
+        assert (
+            get_navigation_help("/servicos/pintor/?q=1", "pt-br").slug == "pagina-detalhe-servico"
+        )
+    assert get_navigation_help("/blog/", "pt-br") is None
+    assert resolved == ["/servicos/pintor/", "/blog/"]
+    # The same page for another audience or language is another answer.
+    assert get_navigation_help("/painel/", "pt-br", audience="client") is None
+    assert get_navigation_help("/painel/", "pt-br", audience="provider") is not None
+    monkeypatch.setattr(navigation, "PAGE_MEMO_SIZE", 10)
+    for n in range(25):
+        get_navigation_help(f"/perfil/{n}/", "pt-br")
+    assert len(navigation.index.per_version("navigation_pages", dict)) <= 10

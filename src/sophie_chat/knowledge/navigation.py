@@ -22,13 +22,16 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.db.models import Q
-from django.urls import Resolver404, resolve
+from django.urls import Resolver404, get_urlconf, resolve
 
 from sophie_chat.knowledge import index
 from sophie_chat.knowledge.text import primary_language
 from sophie_chat.models import KnowledgeBaseEntry
 
+# Pages whose guide is remembered (per knowledge base version) before the memo starts over.
+PAGE_MEMO_SIZE = 2048
 _VIEW_NAME_RE = re.compile(r"^[\w.-]+(:[\w.-]+)*$")
 
 _BUILTIN: dict[str, dict[str, tuple[str, str]]] = {
@@ -221,9 +224,23 @@ def get_navigation_help(
         return None
     if "/" in value:
         path, view_name = urlsplit(value).path or "/", ""
-        view_name = _view_name(path)
     else:
         path, view_name = "", value
+    # Pages are asked about again and again: the answer for one is kept with the guides, which
+    # saves resolving its path and trying every pattern. The key holds the URLconf the path is
+    # resolved with; the size is capped, since paths come from visitors.
+    found = index.per_version("navigation_pages", dict)
+    key = (path, view_name, lang, audience, get_urlconf() or settings.ROOT_URLCONF)
+    if key not in found:
+        if len(found) >= PAGE_MEMO_SIZE:
+            found.clear()
+        found[key] = _page_guide(path, view_name or _view_name(path), lang, audience)
+    guide = found[key]
+    return NavigationHelp(guide.title, guide.content, guide.url, guide.slug) if guide else None
+
+
+def _page_guide(path: str, view_name: str, lang: str, audience: str | None) -> Guide | None:
+    """The most specific guide for a page, in the user's language first."""
     entries = [
         g for g in guides() if g.url_pattern and (audience is None or g.audience in ("", audience))
     ]
@@ -237,6 +254,5 @@ def get_navigation_help(
             if score and (best is None or score > best[0]):
                 best = (score, entry)
         if best is not None:
-            e = best[1]
-            return NavigationHelp(e.title, e.content, e.url, e.slug)
+            return best[1]
     return None
