@@ -229,7 +229,7 @@ def get_navigation_help(
     # Pages are asked about again and again: the answer for one is kept with the guides, which
     # saves resolving its path and trying every pattern. The key holds the URLconf the path is
     # resolved with; the size is capped, since paths come from visitors.
-    found = index.per_version("navigation_pages", dict)
+    found: dict[tuple[Any, ...], Guide | None] = index.per_version("navigation_pages", dict)
     key = (path, view_name, lang, audience, get_urlconf() or settings.ROOT_URLCONF)
     if key not in found:
         if len(found) >= PAGE_MEMO_SIZE:
