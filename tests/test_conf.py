@@ -113,3 +113,18 @@ def test_empty_string_in_settings_beats_the_environment(monkeypatch: pytest.Monk
     monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
     with override_settings(CHAT_CONFIG={"OPENAI_API_KEY": ""}):
         assert get_config()["OPENAI_API_KEY"] == ""
+
+
+def test_the_merge_is_remembered_but_never_shared(settings, monkeypatch):
+    from sophie_chat import conf
+
+    settings.CHAT_CONFIG = {"ASSISTANT_NAME": "Ana"}
+    first = conf.get_config()
+    first["ASSISTANT_NAME"] = "changed by a caller"
+    assert conf.get_config()["ASSISTANT_NAME"] == "Ana"  # each call gets its own copy
+    settings.CHAT_CONFIG = {"ASSISTANT_NAME": "Bia"}  # a new object: merged again
+    assert conf.get_config()["ASSISTANT_NAME"] == "Bia"
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/9")
+    assert conf.get_config()["REDIS_URL"] == "redis://127.0.0.1:6379/9"
+    monkeypatch.delenv("REDIS_URL")
+    assert conf.get_config()["REDIS_URL"] is None

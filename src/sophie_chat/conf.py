@@ -11,6 +11,7 @@ from typing import Any
 
 from appconf import AppConf
 from django.conf import settings
+from django.core.signals import setting_changed
 
 
 class SophieChatAppConf(AppConf):
@@ -98,9 +99,26 @@ def get_config() -> dict[str, Any]:
     """Return the effective configuration: ``CHAT_CONFIG`` merged over the defaults.
 
     Nested dicts (``WIDGET``, ``SUPPORT_CONTACT``) are merged one level deep, so a site may set
-    only the colours it cares about.
+    only the colours it cares about. The merge is remembered while ``settings.CHAT_CONFIG`` is the
+    same object and the three environment variables are unchanged (a turn reads the configuration
+    dozens of times); each call returns its own copy, which the caller may change.
     """
+    global _merged
     user: dict[str, Any] = getattr(settings, "CHAT_CONFIG", None) or {}
+    env = tuple(os.environ.get(name) for name in _ENV_NAMES)
+    memo = _merged
+    if memo is None or memo[0] is not user or memo[1] != env:
+        memo = _merged = (user, env, _merge(user))
+    return dict(memo[2])
+
+
+_ENV_NAMES = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "REDIS_URL")
+# (the CHAT_CONFIG object, the environment variables, the merge). Holding the object keeps its id
+# from being reused by another dict.
+_merged: tuple[Any, tuple[str | None, ...], dict[str, Any]] | None = None
+
+
+def _merge(user: dict[str, Any]) -> dict[str, Any]:
     config: dict[str, Any] = {}
     for key, default in SophieChatAppConf.DEFAULTS.items():
         value = user.get(key, default)
@@ -111,6 +129,15 @@ def get_config() -> dict[str, Any]:
     config["OPENAI_BASE_URL"] = _env_or(config["OPENAI_BASE_URL"], "OPENAI_BASE_URL")
     config["REDIS_URL"] = _env_or(config["REDIS_URL"], "REDIS_URL")
     return config
+
+
+def _forget(**kwargs: Any) -> None:
+    global _merged
+    _merged = None
+
+
+# A test's override_settings may replace CHAT_CONFIG by an equal-looking object: start afresh.
+setting_changed.connect(_forget, dispatch_uid="sophie_chat_conf_forget")
 
 
 def default_keys() -> list[str]:
