@@ -58,7 +58,8 @@ def configure(repo: Path, sqlite_path: str, engine: str) -> None:
     if engine:
         values["CHAT_CONFIG"] = {**values["CHAT_CONFIG"], "KNOWLEDGE_SEARCH_ENGINE": engine}
     for cache in values["CACHES"].values():
-        # Never clear a shared Redis database: keys of its own, left to expire.
+        # Never clear a shared Redis database: keys of its own, left to expire (the knowledge
+        # base version, which never expires, is deleted at the end).
         cache["KEY_PREFIX"] = "sophie-kb-turn-bench"
         cache["TIMEOUT"] = 600
     values["LOGGING"] = {"version": 1, "root": {"level": "ERROR"}}
@@ -132,6 +133,9 @@ def main() -> None:
                 f"{r['queries']:.2f} SQL statements per call"
             )
         finally:
+            from django.core.cache import cache as default_cache
+
+            default_cache.delete("sophie_chat:kb_index_version")
             connection.creation.destroy_test_db(name, verbosity=0)
 
 
