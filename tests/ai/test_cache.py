@@ -250,3 +250,15 @@ async def test_an_answer_of_an_older_knowledge_base_is_a_miss(
     redis_cache.incr(cache.KB_VERSION_KEY)
     assert (await run(turn_factory("Como cancelo um pedido?"))).reply.source == "ai"
     assert (await run(turn_factory("Como cancelo um pedido?"))).reply.source == "cache"
+
+
+async def test_invalidating_the_knowledge_base_retires_cached_answers(
+    openai_server, turn_factory, run
+):
+    # What a bulk write (QuerySet.update, bulk_create) must call, as the loader does.
+    from sophie_chat.knowledge import search
+
+    await run(turn_factory("Como cancelo um pedido?"))
+    assert (await run(turn_factory("Como cancelo um pedido?"))).reply.source == "cache"
+    search.invalidate()
+    assert (await run(turn_factory("Como cancelo um pedido?"))).reply.source == "ai"

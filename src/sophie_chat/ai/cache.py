@@ -19,8 +19,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models.signals import post_delete, post_save
-
 from sophie_chat.ai import _store
 from sophie_chat.ai.base import ChatPrompt, Turn
 from sophie_chat.ai.prompts import PROMPT_VERSION, page_block, render_system
@@ -172,8 +170,9 @@ async def put(key: str, text: str, model: str, kb: str) -> None:
         _store.redis_failed(url, exc, "ai_cache_redis_failed")
 
 
-def bump_kb_version(sender: Any = None, **kwargs: Any) -> None:
-    """Invalidate every cached answer (a knowledge base entry changed). Sync: signal handler."""
+def bump_kb_version() -> None:
+    """Retire every cached answer (the knowledge base changed). Sync; called by
+    :func:`sophie_chat.knowledge.search.invalidate` on every save or delete of an entry."""
     _store.local.incr(KB_VERSION_KEY, 1, 0)
     url = _store.redis_url()
     if not url:
@@ -188,13 +187,3 @@ def bump_kb_version(sender: Any = None, **kwargs: Any) -> None:
         logger.warning("ai_cache_kb_bump_failed", error=type(exc).__name__)
     finally:
         client.close()
-
-
-def connect_signals() -> None:
-    # A lazy sender reference: importing this module never needs the app registry.
-    entry = "sophie_chat.KnowledgeBaseEntry"
-    post_save.connect(bump_kb_version, sender=entry, dispatch_uid="sophie_ai_kbv_s")
-    post_delete.connect(bump_kb_version, sender=entry, dispatch_uid="sophie_ai_kbv_d")
-
-
-connect_signals()

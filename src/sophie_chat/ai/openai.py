@@ -99,7 +99,7 @@ class OpenAIBackend:
         # typed path runs every message through its recursive TypedDict transform, measured at
         # about 3.5 ms of CPU per request for a prompt of eight messages, and plain text messages
         # need nothing from it. The request on the wire is the same.
-        async with client.chat.completions.with_streaming_response.create(  # type: ignore[call-overload]
+        async with client.chat.completions.with_streaming_response.create(
             model=self.model,
             messages=[],
             max_tokens=prompt.max_tokens,

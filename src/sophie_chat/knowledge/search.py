@@ -147,5 +147,10 @@ class KnowledgeBase:
 
 
 def invalidate() -> None:
-    """Forget the search index, here and in every process sharing the cache."""
+    """Forget the search index and retire the cached answers, here and in every process sharing
+    the caches. Called on every save or delete of an entry; call it after writes that skip the
+    signals (``QuerySet.update()``, ``bulk_create``)."""
+    from sophie_chat.ai import cache as answers  # imported late: the AI layer imports this one
+
     index.bump_version()
+    answers.bump_kb_version()
