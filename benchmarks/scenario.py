@@ -171,15 +171,20 @@ async def run_target(
         pids = server.pids()
         usage = {"before": servers.proc_usage(pids)}
         stats = {"before": servers.fetch_stats(server)}
+        spy = None
+        if config.profile == "connect":  # the connection phase alone, GIL-holding samples
+            spy = servers.start_profiler(pids[0], f"{config.name}-{target}-connect", gil=True)
         conns, errors, connect_s = await loadgen.open_all(
             url, server.origin, list(cookies[: config.sessions]), work.connect_concurrency
         )
+        if spy is not None:
+            servers.stop_profiler(spy)
         await asyncio.sleep(0.5)  # let the last session frames' work finish before measuring
         usage["connected"] = servers.proc_usage(pids)
         stats["connected"] = await asyncio.to_thread(servers.fetch_stats, server)
         usage["meta"] = {"connected": sum(1 for c in conns if c is not None)}
         spy = None
-        if config.profile:
+        if config.profile in ("wall", "gil"):
             name = f"{config.name}-{target}-{config.profile}"
             spy = servers.start_profiler(pids[0], name, gil=config.profile == "gil")
         load = await loadgen.drive(conns, work)
@@ -223,7 +228,11 @@ def cli() -> None:
     parser.add_argument("--deflate", action="store_true", help="per-message deflate on (uvicorn)")
     parser.add_argument("--targets", default="ours,baseline")
     parser.add_argument("--json", action="store_true", help="print the raw figures too")
-    parser.add_argument("--profile", choices=["wall", "gil"], help="py-spy the server under load")
+    parser.add_argument(
+        "--profile",
+        choices=["wall", "gil", "connect"],
+        help="py-spy the server under load (wall, gil) or while the sessions connect (connect)",
+    )
     parser.add_argument("--tree", metavar="REF", help="serve a committed tree (git archive REF)")
     parser.add_argument("--nice", type=int, default=0, help="niceness of the processes started")
     args = parser.parse_args()

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import uuid
+from importlib import import_module
 from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
+from django.conf import settings
 
 from sophie_chat.models import ChatMessage, ChatSession
 from tests.conversation.conftest import (  # noqa: F401 - fixtures
@@ -294,3 +296,42 @@ async def test_user_authenticated_without_a_django_session_is_not_logged_out(
     await comm.send_json_to({"type": "history", "before_seq": 3})
     assert (await comm.receive_json_from(timeout=5))["type"] == "history"
     await comm.disconnect()
+
+
+async def test_the_socket_user_is_loaded_on_the_chat_database_threads(
+    monkeypatch: pytest.MonkeyPatch, user_factory: Any
+) -> None:
+    # Channels' AuthMiddleware loads it on the one thread it shares between every database call
+    # of the worker; a burst of connects would queue there.
+    import threading
+
+    from asgiref.sync import sync_to_async
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+
+    from sophie_chat import auth
+
+    user = await sync_to_async(user_factory)()
+    seen: list[str] = []
+    real = auth.get_user.func
+
+    def spy(scope: Any) -> Any:
+        seen.append(threading.current_thread().name)
+        return real(scope)
+
+    monkeypatch.setattr(auth, "_get_user", auth.db_unit(spy))
+    store = import_module(settings.SESSION_ENGINE).SessionStore()
+    store.update(
+        {
+            SESSION_KEY: str(user.pk),
+            BACKEND_SESSION_KEY: settings.AUTHENTICATION_BACKENDS[0],
+            HASH_SESSION_KEY: user.get_session_auth_hash(),
+        }
+    )
+    await sync_to_async(store.save)()
+    scope: dict[str, Any] = {"type": "websocket", "session": store}
+    middleware = auth.PooledAuthMiddleware(lambda *a: None)
+    middleware.populate_scope(scope)
+    await middleware.resolve_scope(scope)
+    assert scope["user"].pk == user.pk
+    assert len(seen) == 1
+    assert seen[0].startswith("sophie-db")

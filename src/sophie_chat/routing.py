@@ -33,16 +33,17 @@ def get_asgi_application(extra_websocket_urlpatterns: list[Any] | None = None) -
 
     A site's ``asgi.py`` becomes ``application = sophie_chat.routing.get_asgi_application()``.
     The WebSocket stack: :class:`~sophie_chat.security.ChatOriginValidator` (refuses other
-    origins at the handshake), then Channels' ``AuthMiddlewareStack`` (cookies, Django session,
-    user), then the chat's routes plus any ``extra_websocket_urlpatterns`` of the site.
+    origins at the handshake), then :func:`sophie_chat.auth.AuthMiddlewareStack` (cookies, Django
+    session, user: Channels' own stack, with the session and user loaded on the chat's database
+    threads), then the chat's routes plus any ``extra_websocket_urlpatterns`` of the site.
     """
     from django.core.asgi import get_asgi_application as django_asgi_app
 
     http_app = django_asgi_app()  # sets Django up before the routing imports below
 
-    from channels.auth import AuthMiddlewareStack
     from channels.routing import ProtocolTypeRouter, URLRouter
 
+    from sophie_chat.auth import AuthMiddlewareStack
     from sophie_chat.security import ChatOriginValidator
 
     routes = [*_websocket_urlpatterns(), *(extra_websocket_urlpatterns or [])]

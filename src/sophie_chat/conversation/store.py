@@ -54,7 +54,7 @@ def open_session_sync(
     """
     config = get_config()
     now = timezone.now()
-    session = ChatSession.objects.filter(owner.q(), status=ACTIVE).first()
+    session = _active_session(owner)
     if session is not None and session.last_activity_at < now - timedelta(
         seconds=config["SESSION_TTL"]
     ):
@@ -116,6 +116,25 @@ def open_session_sync(
         has_more=has_more,
         notice=notice,
     )
+
+
+def _active_session(owner: Owner) -> ChatSession | None:
+    """The owner's active session, most recently active first (what ``filter().first()`` finds).
+
+    Raw SQL, run on every connect: compiling the ORM query cost more CPU than running it (a
+    quarter of a connect's CPU with 1,000 sockets connecting). The row goes through the model's
+    field converters like any ORM row.
+    """
+    table = connection.ops.quote_name(ChatSession._meta.db_table)
+    if owner.user_id is not None:
+        where, params = "user_id = %s", [owner.user_id]
+    else:
+        where, params = "user_id IS NULL AND visitor_key = %s", [owner.visitor_key]
+    sql = (
+        f"SELECT * FROM {table} WHERE {where} AND status = %s "  # noqa: S608 - table name only
+        "ORDER BY last_activity_at DESC LIMIT 1"
+    )
+    return next(iter(ChatSession.objects.raw(sql, [*params, ACTIVE])), None)
 
 
 def session_ended_sync(session_id: Any) -> None:
