@@ -81,6 +81,7 @@ class TurnResult:
 class LoadResult:
     turns: list[TurnResult] = field(default_factory=list)
     connect_all_s: float = 0.0
+    connect_client_cpu_s: float = 0.0  # the load generator's own CPU while connecting
     connect_errors: list[str] = field(default_factory=list)
     load_s: float = 0.0
     capped: bool = False  # the run hit max_duration before every session sent all its messages

@@ -17,6 +17,8 @@ COLUMNS = [
     ("peak RSS MB", lambda c, t, f: f["server_peak_rss_mb"]),
     ("KB/connected session", lambda c, t, f: f["rss_per_connected_session_kb"]),
     ("connect all s", lambda c, t, f: f["connect_all_s"]),
+    ("CPU ms/connect", lambda c, t, f: f.get("server_cpu_ms_per_connect")),
+    ("client CPU s connecting", lambda c, t, f: f.get("client_cpu_s_connecting")),
     ("SQL/connect", lambda c, t, f: f["queries_per_connect"]),
     ("SQL/turn", lambda c, t, f: f["queries_per_turn"]),
     ("DB-thread ms/turn (busy)", lambda c, t, f: _busy(f)),
@@ -102,6 +104,7 @@ DOC_COLUMNS = [
     "peak RSS MB",
     "KB/connected session",
     "connect all s",
+    "CPU ms/connect",
     "SQL/turn",
 ]
 

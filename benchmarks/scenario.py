@@ -115,6 +115,11 @@ def summarize(
             (connected["rss_kb"] - before["rss_kb"]) / max(1, usage["meta"]["connected"])
         ),
         "connect_all_s": _round(load.connect_all_s, 2),
+        # The server's CPU for the connect phase (handshakes, sessions, group joins) per socket.
+        "server_cpu_ms_per_connect": _round(
+            (connected["cpu_s"] - before["cpu_s"]) * 1000 / max(1, usage["meta"]["connected"])
+        ),
+        "client_cpu_s_connecting": _round(load.connect_client_cpu_s, 2),
         "queries_per_connect": _round(q_connect / max(1, usage["meta"]["connected"]), 2),
         "queries_per_turn": _round(
             (queries["after"]["total"] - queries["connected"]["total"]) / max(1, n_turns), 2
@@ -174,9 +179,11 @@ async def run_target(
         spy = None
         if config.profile == "connect":  # the connection phase alone, GIL-holding samples
             spy = servers.start_profiler(pids[0], f"{config.name}-{target}-connect", gil=True)
+        client_cpu = servers.self_cpu()
         conns, errors, connect_s = await loadgen.open_all(
             url, server.origin, list(cookies[: config.sessions]), work.connect_concurrency
         )
+        client_cpu = servers.self_cpu() - client_cpu
         if spy is not None:
             servers.stop_profiler(spy)
         await asyncio.sleep(0.5)  # let the last session frames' work finish before measuring
@@ -191,6 +198,7 @@ async def run_target(
         if spy is not None:
             servers.stop_profiler(spy)
         load.connect_all_s, load.connect_errors = connect_s, errors
+        load.connect_client_cpu_s = client_cpu
         usage["after"] = servers.proc_usage(pids)
         stats["after"] = await asyncio.to_thread(servers.fetch_stats, server)
         await loadgen.close_all(conns)

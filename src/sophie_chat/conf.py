@@ -56,7 +56,7 @@ class SophieChatAppConf(AppConf):
         "MAX_FRAME_BYTES": 16384,  # bytes: largest WebSocket frame accepted
         "REDIS_URL": None,  # str or None: None reads REDIS_URL; None there means no Redis
         "ALLOWED_ORIGINS": None,  # list of origins, or None to derive them from ALLOWED_HOSTS
-        "STREAM_COALESCE_MS": 30,  # milliseconds: deltas are merged into one frame per window
+        "STREAM_COALESCE_MS": 50,  # milliseconds: deltas are merged into one frame per window
         "DB_THREADS": 4,  # threads: per worker process, run the chat's database units
         # --- Escalation and support -----------------------------------------------------------
         "SUPPORT_CONTACT": {  # dict: shown when the assistant escalates to a human
