@@ -282,6 +282,8 @@ def start_nginx(listen: int, upstreams: list[int]) -> subprocess.Popen[bytes]:
     conf = RESULTS / "nginx.conf"
     conf.write_text(nginx_config(listen, upstreams))
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(nginx).exists():
+        raise SystemExit("--workers 2 and more run behind nginx: apt-get install -y nginx")
     subprocess.run([nginx, "-t", "-q", "-c", str(conf)], check=True)
     cmd = [*_prefix("0"), nginx, "-c", str(conf), "-g", "daemon off; worker_processes 1;"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
