@@ -121,7 +121,9 @@ def test_the_merge_is_remembered_but_never_shared(settings, monkeypatch):
     settings.CHAT_CONFIG = {"ASSISTANT_NAME": "Ana"}
     first = conf.get_config()
     first["ASSISTANT_NAME"] = "changed by a caller"
+    first["WIDGET"]["position"] = "changed by a caller"
     assert conf.get_config()["ASSISTANT_NAME"] == "Ana"  # each call gets its own copy
+    assert conf.get_config()["WIDGET"]["position"] == "bottom-right"
     settings.CHAT_CONFIG = {"ASSISTANT_NAME": "Bia"}  # a new object: merged again
     assert conf.get_config()["ASSISTANT_NAME"] == "Bia"
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/9")

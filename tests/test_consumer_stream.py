@@ -451,16 +451,12 @@ async def test_a_turn_costs_a_fixed_number_of_queries(
         assert not await db_unit(queries.savepoints)()
 
 
-async def test_connect_reads_messages_only_of_a_session_that_has_some(
+async def test_connect_reads_the_messages_once(
     chat: Any, make_user: Any, fake_ai: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(dbunits, "_pool", ThreadPoolExecutor(max_workers=1))
     user = await make_user()
-    async with _ThreadQueries() as queries:
-        first = await chat(user=user)  # starts the session: nothing to read
-    statements = await db_unit(queries.statements)()
-    assert first.session["new"] is True
-    assert not [q for q in statements if "sophie_chat_chatmessage" in q], statements
+    first = await chat(user=user)
     await first.turn("oi")
     async with _ThreadQueries() as queries:
         again = await chat(user=user)

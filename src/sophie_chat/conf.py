@@ -104,15 +104,24 @@ def get_config() -> dict[str, Any]:
     dozens of times); each call returns its own copy, which the caller may change.
     """
     global _merged
-    user: dict[str, Any] = getattr(settings, "CHAT_CONFIG", None) or {}
+    user: dict[str, Any] = getattr(settings, "CHAT_CONFIG", None) or _NO_SETTINGS
     env = tuple(os.environ.get(name) for name in _ENV_NAMES)
     memo = _merged
     if memo is None or memo[0] is not user or memo[1] != env:
         memo = _merged = (user, env, _merge(user))
-    return dict(memo[2])
+    # The nested dicts (WIDGET, SUPPORT_CONTACT) are copied too: nothing a caller changes leaks.
+    config = dict(memo[2])
+    for key in _NESTED:
+        if isinstance(config[key], dict):
+            config[key] = dict(config[key])
+    return config
+
+
+_NO_SETTINGS: dict[str, Any] = {}  # one object, so an unset CHAT_CONFIG is remembered too
 
 
 _ENV_NAMES = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "REDIS_URL")
+_NESTED = [key for key, value in SophieChatAppConf.DEFAULTS.items() if isinstance(value, dict)]
 # (the CHAT_CONFIG object, the environment variables, the merge). Holding the object keeps its id
 # from being reused by another dict.
 _merged: tuple[Any, tuple[str | None, ...], dict[str, Any]] | None = None

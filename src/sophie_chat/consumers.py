@@ -114,13 +114,12 @@ class ChatConsumer(SessionFanout, AsyncWebsocketConsumer):
                 with_messages=False,
             )
             await self._join(state.id)
-            messages: list[dict[str, Any]] = []
-            has_more = False
-            if not state.new:  # a session this unit just started has nothing to read yet
-                # Read after joining the group: anything stored from now on also arrives live.
-                messages, has_more = await ChatManager.history(
-                    self.owner, state.id, protocol.MAX_SEQ, int(get_config()["HISTORY_PAGE_SIZE"])
-                )
+            # Read after joining the group: anything stored from now on also arrives live. Even
+            # for a session this connect just started: another tab may have found it and stored
+            # a message before this socket joined.
+            messages, has_more = await ChatManager.history(
+                self.owner, state.id, protocol.MAX_SEQ, int(get_config()["HISTORY_PAGE_SIZE"])
+            )
         except _AVAILABILITY_ERRORS:
             logger.exception("ws_open_failed")
             await self.send_error(ErrorCode.UNAVAILABLE, id=message_id)

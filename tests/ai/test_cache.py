@@ -175,69 +175,7 @@ async def test_redis_down_bypasses_the_cache(openai_server, settings, turn_facto
     assert second.elapsed < 1.0  # the breaker keeps later turns from waiting on Redis
 
 
-# --- answers looked up by question, before the knowledge lookup ---------------------------------
-
-
-def _gathers(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Record every knowledge lookup of the pipeline."""
-    from sophie_chat.ai import context, pipeline
-
-    seen: list[str] = []
-    real = pipeline.gather
-
-    async def gather(turn: Any) -> context.TurnContext:
-        seen.append(turn.text)
-        return await real(turn)
-
-    monkeypatch.setattr(pipeline, "gather", gather)
-    return seen
-
-
-async def test_a_cached_first_question_skips_the_knowledge_lookup(
-    openai_server, turn_factory, run, monkeypatch
-):
-    gathers = _gathers(monkeypatch)
-    first = await run(turn_factory("Como cancelo um pedido?", page=PAGE))
-    second = await run(turn_factory("Como cancelo um pedido?", page=PAGE))
-    assert (first.reply.source, second.reply.source) == ("ai", "cache")
-    assert gathers == ["Como cancelo um pedido?"]  # the hit needed none
-    assert len(openai_server.requests) == 1
-
-
-async def test_a_service_inquiry_is_keyed_by_its_whole_prompt(
-    openai_server, turn_factory, run, monkeypatch
-):
-    # Prices and availability come from the site's live data, which no version stamp covers:
-    # the lookup runs every time and the answer is keyed by what it found.
-    gathers = _gathers(monkeypatch)
-    question = "Quanto custa uma diarista?"
-    assert not cache.answers_by_question(turn_factory(question, intent="service_inquiry"))
-    first = await run(turn_factory(question, page=PAGE))
-    second = await run(turn_factory(question, page=PAGE))
-    assert (first.reply.source, second.reply.source) == ("ai", "cache")
-    assert gathers == [question, question]
-
-
-def test_the_question_key_covers_what_shapes_the_prompt(settings):
-    from sophie_chat.ai.base import Turn
-
-    def key(**changes: Any) -> str:
-        fields = {"session_id": "s", "text": "Oi", "language": "pt-br", "page": PAGE, **changes}
-        return cache.question_key(Turn(**fields), "m", "")
-
-    base = key()
-    assert key() == base
-    assert key(text="Olá") != base
-    assert key(language="en") != base
-    assert key(user_type="provider") != base
-    assert key(page={**PAGE, "url": "/ajuda/"}) != base
-    assert key(page={**PAGE, "status": 404}) != base
-    assert key(user_context={"city": "Recife"}) != base
-    assert cache.question_key(Turn(session_id="s", text="Oi", page=PAGE), "m2", "") != base
-    settings.CHAT_CONFIG = {**settings.CHAT_CONFIG, "ASSISTANT_NAME": "Ana"}  # the persona
-    assert key() != base
-    settings.CHAT_CONFIG = {**settings.CHAT_CONFIG, "MAX_TOKENS": 123}
-    assert key() != base
+# --- the knowledge base version travels in the cached value ------------------------------------
 
 
 async def test_an_answer_of_an_older_knowledge_base_is_a_miss(

@@ -64,6 +64,46 @@ def test_concurrent_writers_never_share_a_seq(user_factory: Any) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_message_stored_while_another_waits_is_in_its_history(user_factory: Any) -> None:
+    """A stores a message and holds its transaction; B waits for the session's row lock. On
+    PostgreSQL B's statement snapshot predates A's commit: B must still see A's message."""
+    from django.db import transaction
+
+    owner = Owner(user_id=user_factory().pk)
+    session = open_session_sync(owner, language="pt-br")
+    stored = threading.Event()
+    release = threading.Event()
+    seen: list[Any] = []
+
+    def writer_a() -> None:
+        try:
+            with transaction.atomic():
+                _store(owner, session.id, "primeira")
+                stored.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    def writer_b() -> None:
+        try:
+            stored.wait(10)
+            seen.append(_store(owner, session.id, "segunda"))
+        finally:
+            connection.close()
+
+    a, b = threading.Thread(target=writer_a), threading.Thread(target=writer_b)
+    a.start()
+    b.start()
+    b.join(0.5)  # B is now blocked on A's row lock
+    assert b.is_alive()
+    release.set()
+    a.join(10)
+    b.join(10)
+    assert seen[0].seq == 3
+    assert seen[0].history == [("user", "primeira")]
+
+
+@pytest.mark.django_db(transaction=True)
 def test_store_is_idempotent_and_reserves_the_reply(user_factory: Any) -> None:
     owner = Owner(user_id=user_factory().pk)
     session = open_session_sync(owner, language="pt-br")

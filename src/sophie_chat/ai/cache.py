@@ -1,15 +1,15 @@
-"""Response cache: complete AI answers, keyed by exactly what shapes the model's input.
+"""Response cache: complete AI answers, keyed by exactly what the model received.
 
-A first message that is not a service inquiry is keyed by its question (:func:`question_key`: the
-text, page, user type, profile facts, rendered persona, model and limits) and looked up before
-the knowledge lookup, so a hit costs one Redis round trip; other turns are keyed by their whole
-prompt (:func:`make_key`). Every stored answer carries the knowledge-base version it was built
-under (bumped whenever an entry is saved or deleted); an answer of an older version is a miss.
-When any part of the prompt came from one user's own record (profile facts, conversation
-history, a logged-in user's page title), the key also carries that user (or, for anonymous
-visitors, their chat session), so nobody ever receives an answer built from someone else's
-data. Only complete, non-degraded AI answers are stored. Redis (``REDIS_URL``) is used when
-configured, an in-process TTL LRU otherwise; a Redis failure bypasses the cache.
+The key is a SHA-256 of the model, :data:`~sophie_chat.ai.prompts.PROMPT_VERSION`, ``max_tokens``,
+``temperature`` and the full message list (:func:`make_key`). Every stored answer also carries the
+knowledge-base version it was built under (bumped whenever an entry is saved or deleted, or
+:func:`sophie_chat.knowledge.search.invalidate` is called), read in the same round trip as the
+answer (one ``MGET``); an answer of an older version is a miss. When any part of the prompt came
+from one user's own record (profile facts, conversation history, a logged-in user's page title),
+the key also carries that user (or, for anonymous visitors, their chat session), so nobody ever
+receives an answer built from someone else's data. Only complete, non-degraded AI answers are
+stored. Redis (``REDIS_URL``) is used when configured, an in-process TTL LRU otherwise; a Redis
+failure bypasses the cache.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 from sophie_chat.ai import _store
 from sophie_chat.ai.base import ChatPrompt, Turn
-from sophie_chat.ai.prompts import PROMPT_VERSION, page_block, render_system
+from sophie_chat.ai.prompts import PROMPT_VERSION
 from sophie_chat.conf import get_config
 from sophie_chat.logging import get_logger
 
@@ -46,7 +46,8 @@ def _digest(payload: dict[str, Any]) -> str:
 
 
 def make_key(prompt: ChatPrompt, model: str, scope: str) -> str:
-    """The key of a whole prompt: for a turn whose context holds live data (service details)."""
+    """The key of exactly what the model receives (every message, knowledge and service details
+    included), so an answer is only shared while everything it was built from is unchanged."""
     return _digest(
         {
             "model": model,
@@ -54,45 +55,6 @@ def make_key(prompt: ChatPrompt, model: str, scope: str) -> str:
             "max_tokens": prompt.max_tokens,
             "temperature": prompt.temperature,
             "messages": prompt.messages,
-            "scope": scope,
-        }
-    )
-
-
-def answers_by_question(turn: Turn) -> bool:
-    """Whether ``turn``'s answer may be looked up before its context is gathered.
-
-    True for a first message that is not a service inquiry: its prompt is then a function of the
-    question, the page, the user's type and profile, the configuration and the knowledge base
-    (whose version every cached answer carries), so :func:`question_key` identifies it as well as
-    the prompt would, and a hit skips the knowledge lookup and the prompt. Service details come
-    from the site's live data (prices, availability), which no version stamp covers: such turns
-    are keyed by their whole prompt.
-    """
-    from sophie_chat.conversation.context import is_service_inquiry
-
-    return not turn.history and not is_service_inquiry(turn.text, turn.intent)
-
-
-def question_key(turn: Turn, model: str, scope: str) -> str:
-    """The key of everything that shapes ``turn``'s prompt except the knowledge entries found."""
-    cfg = get_config()
-    return _digest(
-        {
-            "kind": "question",
-            "model": model,
-            "prompt_version": PROMPT_VERSION,
-            "max_tokens": int(cfg["MAX_TOKENS"]),
-            "temperature": float(cfg["TEMPERATURE"]),
-            "limits": [int(cfg["MAX_PROMPT_CHARS"]), int(cfg["MAX_MESSAGE_LENGTH"])],
-            "engine": str(cfg.get("KNOWLEDGE_SEARCH_ENGINE") or ""),
-            "system": render_system(turn),
-            "page": page_block(turn.page),
-            "profile": turn.user_context,
-            "user_type": turn.user_type,
-            "language": turn.language,
-            "intent": turn.intent,
-            "text": turn.text,
             "scope": scope,
         }
     )
@@ -183,7 +145,7 @@ def bump_kb_version() -> None:
     try:
         client.incr(KB_VERSION_KEY)
     except Exception as exc:
-        # Answers then live until their TTL; the knowledge they quote is in the key anyway.
+        # Answers then live until their TTL; the knowledge they quote is in their key anyway.
         logger.warning("ai_cache_kb_bump_failed", error=type(exc).__name__)
     finally:
         client.close()

@@ -110,30 +110,7 @@ async def reply(turn: Turn) -> AsyncIterator[Delta | Reply]:
         result = Reply(text=hit["text"], source="cache", model=hit.get("model", ""), metadata=meta)
         return _replay(hit["text"]), result
 
-    # A first question outside service inquiries is looked up before anything else: a hit
-    # needs no knowledge lookup, no prompt, and no budget (it costs no tokens).
     cache_key, kb = "", ""
-    by_question = cache.enabled() and cache.answers_by_question(turn)
-    if by_question:
-        try:
-            backend_cls = load_backend(cfg)
-            online = getattr(backend_cls, "name", "") != OfflineBackend.name
-        except Exception:
-            online = False  # reported below, where the turn falls back
-        try:
-            cache_key = cache.question_key(turn, model, cache.scope_for(turn)) if online else ""
-        except Exception:
-            cache_key = ""  # a broken prompt template: reported below, where the turn falls back
-        if cache_key:
-            found = await cache.lookup(cache_key)
-            kb = found.kb_version
-            if found.hit is not None:
-                deltas, result = cached(found.hit)
-                async for delta in deltas:
-                    yield delta
-                yield result
-                return
-
     ctx = await gather(turn)
     turn.extra["knowledge"], turn.extra["services"] = ctx.entries, ctx.services
     meta["knowledge"] = [e.get("slug") for e in ctx.entries]
@@ -189,7 +166,7 @@ async def reply(turn: Turn) -> AsyncIterator[Delta | Reply]:
 
     # A turn with history is keyed by its session's whole conversation so far, which never comes
     # round again: its get could not hit and its put would only fill Redis with dead keys.
-    if cache.enabled() and not turn.history and not by_question:
+    if cache.enabled() and not turn.history:
         cache_key = cache.make_key(prompt, model, cache.scope_for(turn))
         found = await cache.lookup(cache_key)
         kb = found.kb_version

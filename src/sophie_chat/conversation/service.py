@@ -223,10 +223,11 @@ async def _stream(job: ReplyJob, turn: Turn, deliver: Deliver, control: ReplyCon
     finally:
         if timer is not None:
             timer.cancel()
-        if late is not None and not late.done():
-            late.cancel()
+        if late is not None:
+            if not late.done():
+                late.cancel()
             with suppress(BaseException):
-                await late
+                await late  # also retrieves a failed flush's exception (no "never retrieved")
         with suppress(BaseException):
             await agen.aclose()
 

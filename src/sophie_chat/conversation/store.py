@@ -126,6 +126,7 @@ def _active_session(owner: Owner) -> ChatSession | None:
     field converters like any ORM row.
     """
     table = connection.ops.quote_name(ChatSession._meta.db_table)
+    params: list[Any]
     if owner.user_id is not None:
         where, params = "user_id = %s", [owner.user_id]
     else:
@@ -279,13 +280,7 @@ def store_user_message_sync(
             history: list[tuple[str, str]] = []
             degraded_in_a_row = 0
             if history_size:
-                rows = list(
-                    ChatMessage.objects.filter(session_id=session_id, seq__lt=last_seq - 1)
-                    .exclude(content="")
-                    .exclude(sender=SYSTEM)
-                    .order_by("-seq")
-                    .values_list("sender", "content", "metadata")[:history_size]
-                )
+                rows = _history_rows(session_id, last_seq, history_size)
                 history = [(sender, content) for sender, content, _meta in reversed(rows)]
                 degraded_in_a_row = _degraded_in_a_row(rows)
     except IntegrityError:
@@ -332,6 +327,7 @@ def _one_statement_sql(with_context: bool) -> str:
     table as it was before the INSERT, which is what it wants: the messages before this one.
     """
     messages = connection.ops.quote_name(ChatMessage._meta.db_table)
+    sessions = connection.ops.quote_name(ChatSession._meta.db_table)
     return (
         f"WITH r AS ({_reserve_sql(with_context)}), "  # noqa: S608 - table names only
         f"ins AS (INSERT INTO {messages} "
@@ -339,6 +335,9 @@ def _one_statement_sql(with_context: bool) -> str:
         "SELECT %s, r.last_seq - 1, %s, %s, %s, %s, %s FROM r "
         "UNION ALL SELECT %s, r.last_seq, %s, NULL, '', %s, %s FROM r RETURNING 1) "
         "SELECT r.last_seq, r.context, r.language, r.user_type, (SELECT count(*) FROM ins), "
+        # The session's last_seq as the statement's snapshot saw it: when another writer committed
+        # while this one waited for the row lock, the history below misses its message.
+        f"(SELECT s.last_seq FROM {sessions} s WHERE s.id = %s), "
         "COALESCE((SELECT json_agg(json_build_array(h.sender, h.content, h.metadata) "
         "ORDER BY h.seq DESC) FROM (SELECT seq, sender, content, metadata "
         f"FROM {messages} WHERE session_id = %s AND seq < r.last_seq - 1 "
@@ -374,6 +373,7 @@ def _store_in_one_statement(
         ASSISTANT,
         _prep("metadata", {"status": "streaming"}, ChatMessage),
         at,
+        _prep("id", session_id),
         sid,
         SYSTEM,
         history_size,
@@ -385,10 +385,14 @@ def _store_in_one_statement(
         row = cursor.fetchone()
     if row is None:
         raise SessionEnded(_why_not_active(owner, session_id, cutoff))
-    last_seq, ctx, language, user_type, _inserted, rows = row
+    last_seq, ctx, language, user_type, _inserted, seen_seq, rows = row
     if isinstance(rows, str):
         rows = json.loads(rows)
     rows = [tuple(r) for r in rows] if history_size else []
+    if history_size and seen_seq != last_seq - 2:
+        # Another message was stored while this one waited for the session's row lock: its
+        # snapshot predates it. Read the history again (rare: two tabs sending at once).
+        rows = _history_rows(session_id, last_seq, history_size)
     user_msg = ChatMessage(
         session_id=session_id,
         seq=last_seq - 1,
@@ -400,6 +404,17 @@ def _store_in_one_statement(
     )
     history = [(sender, content) for sender, content, _meta in reversed(rows)]
     return _stored(user_msg, ctx, language, user_type, history, _degraded_in_a_row(rows))
+
+
+def _history_rows(session_id: uuid.UUID, last_seq: int, size: int) -> list[tuple[str, str, Any]]:
+    """The model's history before the message at ``last_seq - 1``, newest first."""
+    return list(
+        ChatMessage.objects.filter(session_id=session_id, seq__lt=last_seq - 1)
+        .exclude(content="")
+        .exclude(sender=SYSTEM)
+        .order_by("-seq")
+        .values_list("sender", "content", "metadata")[:size]
+    )
 
 
 def _degraded_in_a_row(rows: list[tuple[str, str, Any]]) -> int:
