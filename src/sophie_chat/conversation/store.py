@@ -258,15 +258,7 @@ def store_user_message_sync(
             last_seq, ctx, language, user_type = row
             user_msg, _ = ChatMessage.objects.bulk_create(
                 [
-                    ChatMessage(
-                        session_id=session_id,
-                        seq=last_seq - 1,
-                        sender=USER,
-                        client_id=uuid.UUID(client_id),
-                        content=text,
-                        metadata=metadata,
-                        created_at=now,
-                    ),
+                    _user_row(session_id, last_seq - 1, client_id, text, metadata, now),
                     ChatMessage(
                         session_id=session_id,
                         seq=last_seq,
@@ -393,17 +385,24 @@ def _store_in_one_statement(
         # Another message was stored while this one waited for the session's row lock: its
         # snapshot predates it. Read the history again (rare: two tabs sending at once).
         rows = _history_rows(session_id, last_seq, history_size)
-    user_msg = ChatMessage(
+    user_msg = _user_row(session_id, last_seq - 1, client_id, text, metadata, now)
+    history = [(sender, content) for sender, content, _meta in reversed(rows)]
+    return _stored(user_msg, ctx, language, user_type, history, _degraded_in_a_row(rows))
+
+
+def _user_row(
+    session_id: uuid.UUID, seq: int, client_id: str, text: str, metadata: dict[str, Any], now: Any
+) -> ChatMessage:
+    """The user's message as a model instance (both store paths build it the same way)."""
+    return ChatMessage(
         session_id=session_id,
-        seq=last_seq - 1,
+        seq=seq,
         sender=USER,
         client_id=uuid.UUID(client_id),
         content=text,
         metadata=metadata,
         created_at=now,
     )
-    history = [(sender, content) for sender, content, _meta in reversed(rows)]
-    return _stored(user_msg, ctx, language, user_type, history, _degraded_in_a_row(rows))
 
 
 def _history_rows(session_id: uuid.UUID, last_seq: int, size: int) -> list[tuple[str, str, Any]]:
