@@ -101,19 +101,9 @@ async def reply(turn: Turn) -> AsyncIterator[Delta | Reply]:
     )
     intent = turn.intent if turn.intent != "other" else classify(turn.text, turn.language)
     turn.intent = intent
-    meta: dict[str, Any] = {"intent": intent}
-    model = str(cfg["OPENAI_MODEL"])
-
-    def cached(hit: dict[str, Any]) -> tuple[AsyncIterator[Delta], Reply]:
-        meta["first_token_ms"] = meta["response_ms"] = _ms(loop.time() - started)
-        logger.info("ai_reply", session=turn.session_id, source="cache")
-        result = Reply(text=hit["text"], source="cache", model=hit.get("model", ""), metadata=meta)
-        return _replay(hit["text"]), result
-
-    cache_key, kb = "", ""
     ctx = await gather(turn)
     turn.extra["knowledge"], turn.extra["services"] = ctx.entries, ctx.services
-    meta["knowledge"] = [e.get("slug") for e in ctx.entries]
+    meta: dict[str, Any] = {"intent": intent, "knowledge": [e.get("slug") for e in ctx.entries]}
 
     def fallback(kind: str, prefix: str = "") -> tuple[str, Reply]:
         """The offline answer; ``kind`` "" for the deliberate offline mode (not degraded)."""
@@ -164,17 +154,20 @@ async def reply(turn: Turn) -> AsyncIterator[Delta | Reply]:
         yield result
         return
 
+    model = str(cfg["OPENAI_MODEL"])
+    cache_key, kb = "", ""
     # A turn with history is keyed by its session's whole conversation so far, which never comes
     # round again: its get could not hit and its put would only fill Redis with dead keys.
     if cache.enabled() and not turn.history:
         cache_key = cache.make_key(prompt, model, cache.scope_for(turn))
         found = await cache.lookup(cache_key)
-        kb = found.kb_version
-        if found.hit is not None:
-            deltas, result = cached(found.hit)
-            async for delta in deltas:
+        kb, hit = found.kb_version, found.hit
+        if hit is not None:
+            meta["first_token_ms"] = meta["response_ms"] = _ms(loop.time() - started)
+            logger.info("ai_reply", session=turn.session_id, source="cache")
+            async for delta in _replay(hit["text"]):
                 yield delta
-            yield result
+            yield Reply(text=hit["text"], source="cache", model=hit.get("model", ""), metadata=meta)
             return
 
     call_started = loop.time()
