@@ -9,6 +9,7 @@ and these variables (all optional):
 - ``BENCH_SQLITE_PATH``: the SQLite file (default ``benchmarks/results/bench.sqlite3``).
 - ``BENCH_REDIS_URL``: Redis for the channel layer, cache and limits (default db 13).
 - ``BENCH_RATE_LIMIT``: the chat's rate limit, raised so the load is not throttled.
+- ``BENCH_HTTP_CLIENT``: the OpenAI SDK's transport (``OPENAI_HTTP_CLIENT``), default ``auto``.
 - ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY``: the test OpenAI-compatible server and a dummy key.
 """
 
@@ -85,6 +86,8 @@ CHAT_CONFIG = {
     "OPENAI_MODEL": "bench-model",
     "OPENAI_MAX_RETRIES": 0,
     "REDIS_URL": _redis_url,
+    # The SDK's HTTP transport: "auto" (aiohttp when installed), "aiohttp" or "httpx".
+    "OPENAI_HTTP_CLIENT": os.environ.get("BENCH_HTTP_CLIENT", "auto"),
 }
 os.environ.setdefault("OPENAI_API_KEY", "sk-bench-dummy")
 

@@ -30,6 +30,8 @@ class SophieChatAppConf(AppConf):
         "OPENAI_TIMEOUT": 20.0,  # seconds: whole reply, including time to first token
         "OPENAI_FIRST_TOKEN_TIMEOUT": 10.0,  # seconds: until the first delta arrives
         "OPENAI_MAX_RETRIES": 1,  # count: retries before the first delta only
+        # "auto" (aiohttp when installed, else httpx), "aiohttp" or "httpx": the SDK's transport
+        "OPENAI_HTTP_CLIENT": "auto",
         "MAX_TOKENS": 600,  # tokens: cap on each completion (max_tokens)
         "TEMPERATURE": 0.3,  # 0.0-2.0: sampling temperature
         "MAX_PROMPT_CHARS": 24000,  # characters: cap on the whole prompt sent to the model
