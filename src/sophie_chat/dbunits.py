@@ -48,10 +48,16 @@ def db_unit(func: Callable[_P, _R]) -> Callable[..., Awaitable[_R]]:
     Typed like ``database_sync_to_async`` in practice (arguments unchecked): the callers pass
     values narrowed at run time (a session id set once the session is open)."""
 
+    # Built once per pool, not per call: its constructor (functools.update_wrapper and the
+    # coroutine checks) was a tenth of a connect's CPU. A new pool after shutdown() gets its own.
+    built: list[tuple[ThreadPoolExecutor, DatabaseSyncToAsync]] = []
+
     @functools.wraps(func)
     async def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        unit = DatabaseSyncToAsync(func, thread_sensitive=False, executor=executor())
-        return await unit(*args, **kwargs)
+        pool = executor()
+        if not built or built[0][0] is not pool:
+            built[:] = [(pool, DatabaseSyncToAsync(func, thread_sensitive=False, executor=pool))]
+        return await built[0][1](*args, **kwargs)
 
     return run
 
