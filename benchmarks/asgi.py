@@ -38,6 +38,7 @@ from example_project.asgi import application as site_application  # noqa: E402
 EXPERIMENTS += experiments.apply(late=True)
 
 querycount.time_db_units()
+querycount.count_async()
 
 BASELINE_PATH = "/ws/baseline/"
 STATS_PATH = "/__bench__/stats"

@@ -1,7 +1,8 @@
 """Count the SQL the benchmark server runs, by kind, for the ``/__bench__/stats`` endpoint.
 
 A wrapper is appended to every database connection's ``execute_wrappers`` when Django opens it,
-so the ORM, raw cursors and session loads are all counted, whatever thread runs them.
+so the ORM, raw cursors and session loads are all counted, whatever thread runs them; the
+statements run on the event loop (:mod:`sophie_chat.aiodb`) are counted through its observers.
 """
 
 from __future__ import annotations
@@ -44,11 +45,14 @@ def _wrapper(
     try:
         return execute(sql, params, many, context)
     finally:
-        elapsed = time.perf_counter() - started
-        kind = _kind(sql)
-        with _lock:
-            _counts[kind] += 1
-            _seconds[kind] += elapsed
+        _count(sql, time.perf_counter() - started)
+
+
+def _count(sql: str, elapsed: float) -> None:
+    kind = _kind(sql)
+    with _lock:
+        _counts[kind] += 1
+        _seconds[kind] += elapsed
 
 
 def _on_connection_created(sender: Any, connection: Any, **kwargs: Any) -> None:
@@ -57,10 +61,19 @@ def _on_connection_created(sender: Any, connection: Any, **kwargs: Any) -> None:
 
 
 def install() -> None:
-    """Count from now on: hook every connection Django opens in this process."""
+    """Count from now on: hook every connection Django opens in this process (called from the
+    settings; :func:`count_async` adds the chat's async statements once Django is set up)."""
     from django.db.backends.signals import connection_created
 
     connection_created.connect(_on_connection_created, dispatch_uid="sophie_bench_querycount")
+
+
+def count_async() -> None:
+    """Also count the statements the chat runs on its own async connections (sophie_chat.aiodb)."""
+    from sophie_chat import aiodb
+
+    if _count not in aiodb.observers:
+        aiodb.observers.append(_count)
 
 
 def snapshot() -> dict[str, int]:

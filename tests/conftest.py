@@ -20,10 +20,21 @@ def recipient(name: str, address: str) -> Any:
 def _close_chat_db_threads(django_db_setup: None, django_db_blocker: Any) -> Any:
     """Before the test database is dropped, the chat's database threads let go of it."""
     yield
-    from sophie_chat import dbunits
+    from sophie_chat import aiodb, dbunits
 
     with django_db_blocker.unblock():
         dbunits.shutdown()
+    aiodb.close_all_sync()
+
+
+@pytest.fixture(autouse=True)
+def _close_async_db_connections() -> Any:
+    """Each test's event loop dies with it: its async database connections are closed at once
+    rather than whenever the garbage collector gets to them (PostgreSQL has a connection cap)."""
+    yield
+    from sophie_chat import aiodb
+
+    aiodb.close_all_sync(closed_loops_only=True)
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,7 @@ from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from sophie_chat import dbunits
+from sophie_chat import aiodb, dbunits
 from sophie_chat.conversation import service
 from sophie_chat.dbunits import db_unit
 from sophie_chat.models import ChatMessage, ChatSession
@@ -413,21 +413,31 @@ async def test_messages_queue_one_reply_at_a_time_then_busy(
 
 class _ThreadQueries:
     """CaptureQueriesContext on the connection of the chat's database thread (the test makes the
-    pool one thread, so every unit of the turn runs there)."""
+    pool one thread, so every unit of the turn runs there), plus the statements run on the event
+    loop's own connections (``async_statements``; PostgreSQL only)."""
 
     def __init__(self) -> None:
         self.context = CaptureQueriesContext(connection)
+        self.async_statements: list[str] = []
+
+    def _seen(self, sql: str, seconds: float) -> None:
+        self.async_statements.append(sql)
 
     async def __aenter__(self) -> _ThreadQueries:
         await db_unit(self.context.__enter__)()
+        aiodb.observers.append(self._seen)
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
+        aiodb.observers.remove(self._seen)
         await db_unit(self.context.__exit__)(None, None, None)
 
-    def statements(self) -> list[str]:
+    def thread_statements(self) -> list[str]:
         skip = ("BEGIN", "SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK", "COMMIT")
         return [q["sql"] for q in self.context.captured_queries if not q["sql"].startswith(skip)]
+
+    def statements(self) -> list[str]:
+        return [*self.thread_statements(), *self.async_statements]
 
     def savepoints(self) -> list[str]:
         return [q["sql"] for q in self.context.captured_queries if "SAVEPOINT" in q["sql"]]
@@ -449,6 +459,26 @@ async def test_a_turn_costs_a_fixed_number_of_queries(
         assert len(statements) >= expected - 1  # without the analytics recorder
         # The answer and its counters are stored in autocommit: no savepoint round trips.
         assert not await db_unit(queries.savepoints)()
+        if connection.vendor == "postgresql":
+            # Stored from the event loop: the answer and its counters (a logged-in user's
+            # message goes through Django's session check, in a database unit).
+            assert [s.split()[0] for s in queries.async_statements] == ["UPDATE", "INSERT"]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the async path is PostgreSQL's")
+async def test_an_anonymous_turn_writes_from_the_event_loop(
+    chat: Any, fake_ai: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dbunits, "_pool", ThreadPoolExecutor(max_workers=1))
+    c = await chat()
+    await c.turn("aquecimento")
+    async with _ThreadQueries() as queries:
+        await c.turn("quanto custa?")
+        await settle()
+    # The message (one statement), then the answer and its counters (one round trip); the
+    # knowledge lookup is warm and reads nothing. No database thread is needed.
+    assert [s.split()[0] for s in queries.async_statements] == ["WITH", "UPDATE", "INSERT"]
+    assert await db_unit(queries.thread_statements)() == []
 
 
 async def test_connect_reads_the_messages_once(

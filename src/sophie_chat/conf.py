@@ -60,6 +60,8 @@ class SophieChatAppConf(AppConf):
         "ALLOWED_ORIGINS": None,  # list of origins, or None to derive them from ALLOWED_HOSTS
         "STREAM_COALESCE_MS": 50,  # milliseconds: deltas are merged into one frame per window
         "DB_THREADS": 4,  # threads: per worker process, run the chat's database units
+        # "auto" (on PostgreSQL with psycopg 3) or "off": a turn's writes on the event loop
+        "ASYNC_DATABASE": "auto",
         # --- Escalation and support -----------------------------------------------------------
         "SUPPORT_CONTACT": {  # dict: shown when the assistant escalates to a human
             "email": "",

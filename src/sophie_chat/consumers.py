@@ -24,7 +24,7 @@ from django.utils.translation import gettext as _
 from sophie_chat import protocol, ratelimit
 from sophie_chat.analytics import metrics
 from sophie_chat.conf import get_config
-from sophie_chat.conversation import service
+from sophie_chat.conversation import intents, service
 from sophie_chat.conversation.fanout import SessionFanout
 from sophie_chat.conversation.manager import ChatManager, LoggedOut, Owner, SessionEnded
 from sophie_chat.conversation.types import still_logged_in
@@ -264,7 +264,20 @@ class ChatConsumer(SessionFanout, AsyncWebsocketConsumer):
             return
         if self.ended and not await self._open_session(notice=self.ended, message_id=frame.id):
             return
-        stored = await self._store(frame)
+        guess = frame.page.as_dict() if frame.page else dict(self.context.get("page") or {})
+        intent = intents.classify(frame.text, self.session_language)
+        # Looked up beside the store rather than after it (a resend or a refused message
+        # wastes one lookup; every answered one starts sooner).
+        lookup = service.look_up_knowledge(
+            frame.text,
+            language=self.session_language,
+            user_type=self.user_type,
+            page=guess,
+            intent=intent,
+        )
+        stored = await self._store(frame, intent)
+        if stored is None or stored[1].duplicate:
+            lookup.cancel()
         if stored is None:
             return
         intent, result = stored
@@ -301,10 +314,11 @@ class ChatConsumer(SessionFanout, AsyncWebsocketConsumer):
                 history=result.history,
                 created_at=result.created_at,
                 consecutive_fallbacks=result.consecutive_fallbacks,
+                lookup=lookup,
             )
         )
 
-    async def _store(self, frame: protocol.MessageFrame) -> tuple[str, Any] | None:
+    async def _store(self, frame: protocol.MessageFrame, intent: str) -> tuple[str, Any] | None:
         context = {**self.context, "page": frame.page.as_dict()} if frame.page else None
         # A user authenticated by the site's own middleware (a token, no Django session) has no
         # session to log out of.
@@ -324,6 +338,7 @@ class ChatConsumer(SessionFanout, AsyncWebsocketConsumer):
                     context=context,
                     language=self.session_language,
                     auth=auth,
+                    intent=intent,
                 )
             except LoggedOut:
                 await self.close(CloseCode.SESSION_GONE, _("You have been logged out."))

@@ -94,6 +94,21 @@ def _prep(name: str, value: Any) -> Any:
     return field.get_db_prep_save(value, connection)
 
 
+def counts_statement(
+    session_id: Any, increments: dict[str, int], *, resolved: bool | None = None
+) -> tuple[str, list[Any]] | None:
+    """:func:`add_counts`'s one statement, or None on a database without ``ON CONFLICT``."""
+    if connection.vendor not in ("postgresql", "sqlite"):
+        return None
+    summed = [c for c in _SUMMED if c in increments]
+    greatest = ["max_response_ms"] if "max_response_ms" in increments else []
+    assign = ["updated_at"] + (["resolved"] if resolved is not None else [])
+    params: list[Any] = [_prep("session", session_id)]
+    params += [increments.get(c, 0) for c in (*_SUMMED, "max_response_ms")]
+    params += [_prep("intents", {}), resolved, _prep("updated_at", timezone.now())]
+    return _upsert_sql(summed, greatest, assign), params
+
+
 def add_counts(
     session_id: Any, increments: dict[str, int], *, resolved: bool | None = None
 ) -> None:
@@ -105,13 +120,10 @@ def add_counts(
     now = timezone.now()
     summed = [c for c in _SUMMED if c in increments]
     greatest = ["max_response_ms"] if "max_response_ms" in increments else []
-    assign = ["updated_at"] + (["resolved"] if resolved is not None else [])
-    if connection.vendor in ("postgresql", "sqlite"):
-        params: list[Any] = [_prep("session", session_id)]
-        params += [increments.get(c, 0) for c in (*_SUMMED, "max_response_ms")]
-        params += [_prep("intents", {}), resolved, _prep("updated_at", now)]
+    statement = counts_statement(session_id, increments, resolved=resolved)
+    if statement is not None:
         with connection.cursor() as cursor:
-            cursor.execute(_upsert_sql(summed, greatest, assign), params)
+            cursor.execute(*statement)
         return
     # Other databases: UPDATE, then INSERT when the row does not exist yet (still two queries).
     updates: dict[str, Any] = {c: F(c) + increments[c] for c in summed}
@@ -141,21 +153,70 @@ def record_turn(session_id: Any, *, reply_meta: dict[str, Any], user_intent: str
         turn_increments(reply_meta),
         resolved=False if escalation else None,
     )
-    reason = str(escalation.get("reason") or "") if escalation else ""
     if escalation:
         ChatSession.objects.filter(pk=session_id, escalated=False).update(
-            escalated=True, escalation_reason=reason[:64]
+            escalated=True, escalation_reason=_reason(escalation)[:64]
         )
+    turn_recorded(session_id, reply_meta, user_intent, after_commit=transaction.on_commit)
+
+
+def _reason(escalation: dict[str, Any] | None) -> str:
+    return str(escalation.get("reason") or "") if escalation else ""
+
+
+def turn_statements(session_id: Any, reply_meta: dict[str, Any]) -> list[tuple[str, list[Any]]]:
+    """:func:`record_turn`'s writes as raw statements (PostgreSQL, SQLite), for a caller that
+    runs them itself (:mod:`sophie_chat.aiodb`); it then calls :func:`turn_recorded`."""
+    escalation = reply_meta.get("escalation") or None
+    counts = counts_statement(
+        session_id, turn_increments(reply_meta), resolved=False if escalation else None
+    )
+    if counts is None:
+        raise NotImplementedError("turn_statements needs PostgreSQL or SQLite")
+    statements = [counts]
+    if escalation:
+        table = connection.ops.quote_name(ChatSession._meta.db_table)
+        statements.append(
+            (
+                f"UPDATE {table} SET escalated = %s, escalation_reason = %s "  # noqa: S608
+                "WHERE id = %s AND escalated = %s",
+                [True, _reason(escalation)[:64], _prep_session_id(session_id), False],
+            )
+        )
+    return statements
+
+
+def _prep_session_id(session_id: Any) -> Any:
+    return ChatSession._meta.pk.get_db_prep_value(session_id, connection)  # type: ignore[union-attr]
+
+
+def turn_recorded(
+    session_id: Any,
+    reply_meta: dict[str, Any],
+    user_intent: str,
+    *,
+    after_commit: Any,
+) -> None:
+    """What follows a turn's stored counters: the escalation's log line and notifications (through
+    ``after_commit(callback, robust=True)``), the metrics and the AI failure alert."""
+    escalation = reply_meta.get("escalation") or None
+    reason = _reason(escalation)
+    if escalation:
         logger.info("escalation", session=str(session_id), reason=reason, intent=user_intent)
         from sophie_chat.analytics.notify import after_escalation
 
         # robust: a failing signal receiver or mail server must not fail the stored turn.
-        transaction.on_commit(lambda: after_escalation(str(session_id), escalation), robust=True)
+        after_commit(lambda: after_escalation(str(session_id), escalation), robust=True)
     try:
         _observe(reply_meta, reason)
     except Exception:
         # Metrics and alarms are a side show: the turn is stored whatever happens here.
         logger.exception("analytics_observe_failed", session=str(session_id))
+
+
+def may_alert(reply_meta: dict[str, Any]) -> bool:
+    """Whether counting this turn may raise the AI failure alert (which sends e-mail)."""
+    return bool(_model_error(reply_meta))
 
 
 def _model_error(reply_meta: dict[str, Any]) -> str:

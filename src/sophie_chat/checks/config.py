@@ -63,7 +63,10 @@ BETWEEN: dict[str, tuple[float, float]] = {
     "TEMPERATURE": (0.0, 2.0),
     "ALERT_AI_FAILURE_RATE": (0.0, 1.0),
 }
-CHOICES: dict[str, tuple[str, ...]] = {"WIDGET.position": ("bottom-right", "bottom-left")}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "WIDGET.position": ("bottom-right", "bottom-left"),
+    "ASYNC_DATABASE": ("auto", "off"),
+}
 #: Keys naming something to import: the check imports it, so a typo fails at start-up.
 DOTTED_PATHS = (
     "AI_BACKEND",

@@ -15,6 +15,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from sophie_chat.conversation.store import (
+    finish_reply_statement,
     finish_reply_sync,
     mark_escalated_sync,
     mark_reply_started_sync,
@@ -48,6 +49,7 @@ __all__ = [
     "SessionEnded",
     "SessionState",
     "StoredMessage",
+    "finish_reply_statement",
     "finish_reply_sync",
     "mark_escalated_sync",
     "mark_reply_started_sync",

@@ -10,6 +10,7 @@ then gets with ``resume``.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import nullcontext, suppress
@@ -17,30 +18,34 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from channels.db import database_sync_to_async
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import translation
 
-from sophie_chat import protocol
+from sophie_chat import aiodb, protocol
 from sophie_chat.ai import pipeline
 from sophie_chat.ai.base import Delta, HistoryItem, Reply, Turn
+from sophie_chat.ai.context import TurnContext, gather
 from sophie_chat.conf import get_config
 from sophie_chat.conversation import escalation, intents
 from sophie_chat.conversation.manager import (
     LoggedOut,
     Owner,
     StoredMessage,
+    finish_reply_statement,
     finish_reply_sync,
     mark_escalated_sync,
     mark_reply_started_sync,
     still_logged_in,
     store_user_message_sync,
 )
+from sophie_chat.conversation.store import history_rows, one_statement_result, one_statement_sql
 from sophie_chat.dbunits import db_unit
 from sophie_chat.logging import get_logger
 from sophie_chat.rendering import render_markdown
 
 record_turn: Callable[..., None] | None
 try:  # The analytics layer is optional until it lands.
+    from sophie_chat.analytics import recorder
     from sophie_chat.analytics.recorder import record_turn
 except ImportError:  # pragma: no cover - depends on the analytics issue
     record_turn = None
@@ -75,6 +80,55 @@ class ReplyJob:
     stopped: bool = False  # answered as "stopped" without asking the AI (session closed)
     queued: bool = False  # waited behind another answer: its start is written when it starts
     consecutive_fallbacks: int = 0  # degraded answers in a row before it, read from history
+    # The knowledge lookup started while the message was being stored (see look_up_knowledge).
+    lookup: KnowledgeLookup | None = None
+
+
+@dataclass
+class KnowledgeLookup:
+    """A turn's knowledge lookup, started before the message's store unit returns.
+
+    The lookup needs only what the socket knows when the message arrives (text, language, user
+    type, page, intent), so it runs beside the store on another database thread instead of
+    after it: the turn waits for the longer of the two, not for both in a row. It is used only
+    if the stored message confirms what it was started with.
+    """
+
+    key: tuple[Any, ...]
+    future: asyncio.Future[TurnContext]
+
+    def result_for(self, turn: Turn) -> TurnContext | None:
+        """The lookup's result if it was made for ``turn``'s inputs and succeeded, else None."""
+        key = _lookup_key(turn.text, turn.language, turn.user_type, turn.page, turn.intent)
+        if self.key != key:
+            self.cancel()
+            return None
+        if not self.future.done() or self.future.cancelled() or self.future.exception():
+            return None
+        return self.future.result()
+
+    def cancel(self) -> None:
+        if not self.future.done():
+            self.future.cancel()
+        elif not self.future.cancelled():
+            self.future.exception()  # retrieved: no "exception was never retrieved" warning
+
+
+def _lookup_key(
+    text: str, language: str, user_type: str, page: dict[str, Any], intent: str
+) -> tuple[Any, ...]:
+    return (text, language, user_type, tuple(sorted((page or {}).items())), intent)
+
+
+def look_up_knowledge(
+    text: str, *, language: str, user_type: str, page: dict[str, Any], intent: str
+) -> KnowledgeLookup:
+    """Start the knowledge lookup of a message that is about to be stored."""
+    turn = Turn(
+        session_id="", text=text, language=language, user_type=user_type, intent=intent, page=page
+    )
+    future = asyncio.ensure_future(gather(turn))
+    return KnowledgeLookup(_lookup_key(text, language, user_type, page, intent), future)
 
 
 @dataclass
@@ -117,27 +171,112 @@ def _accept_message_sync(
     context: dict[str, Any] | None,
     language: str,
     auth: tuple[str, int] | None,
+    intent: str | None = None,
 ) -> tuple[str, StoredMessage]:
     if auth is not None and not still_logged_in(*auth):
         raise LoggedOut
-    intent = intents.classify(text, language)
-    metadata: dict[str, Any] = {"intent": intent}
-    if page is not None:
-        metadata["page"] = page
+    if intent is None:
+        intent = intents.classify(text, language)
     stored = store_user_message_sync(
         owner,
         session_id,
         client_id=client_id,
         text=text,
-        metadata=metadata,
+        metadata=_message_metadata(intent, page),
         context=context,
         history_size=int(get_config()["HISTORY_MESSAGES_FOR_MODEL"]),
     )
     return intent, stored
 
 
+def _message_metadata(intent: str, page: dict[str, Any] | None) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"intent": intent}
+    if page is not None:
+        metadata["page"] = page
+    return metadata
+
+
 #: One database unit: logout check, intent, dedup, seq reservation, both rows, model history.
-accept_message = db_unit(_accept_message_sync)
+_accept_unit = db_unit(_accept_message_sync)
+_history_unit = db_unit(history_rows)
+
+
+async def accept_message(
+    owner: Owner,
+    session_id: Any,
+    *,
+    client_id: str,
+    text: str,
+    page: dict[str, Any] | None,
+    context: dict[str, Any] | None,
+    language: str,
+    auth: tuple[str, int] | None,
+    intent: str | None = None,
+) -> tuple[str, StoredMessage]:
+    """Store a user message and its answer's placeholder; return its intent and what was stored.
+
+    On PostgreSQL the store is one statement on the event loop (:mod:`sophie_chat.aiodb`);
+    otherwise, for a logged-in user (whose session must still log them in: Django's session and
+    auth code) and on the rare paths (a resend, an ended session, a racing writer), it is one
+    database unit.
+    """
+    unit = functools.partial(
+        _accept_unit,
+        owner,
+        session_id,
+        client_id=client_id,
+        text=text,
+        page=page,
+        context=context,
+        language=language,
+        auth=auth,
+        intent=intent,
+    )
+    if auth is not None or not aiodb.enabled():
+        return await unit()
+    if intent is None:
+        intent = intents.classify(text, language)
+    metadata = _message_metadata(intent, page)
+    history_size = int(get_config()["HISTORY_MESSAGES_FOR_MODEL"])
+    sql, params, now = one_statement_sql(
+        owner,
+        session_id,
+        client_id=client_id,
+        text=text,
+        metadata=metadata,
+        context=context,
+        history_size=history_size,
+    )
+    try:
+        # Safe to run twice: a second run of a stored message is refused by its client id.
+        row = await aiodb.fetchone(sql, params, retry=True)
+    except IntegrityError:
+        return await unit()  # a resend: the unit acknowledges the stored message
+    if row is None:
+        return await unit()  # ended, expired or not the owner's: the unit tells which
+    stored = one_statement_result(
+        row,
+        session_id,
+        client_id=client_id,
+        text=text,
+        metadata=metadata,
+        now=now,
+        history_size=history_size,
+    )
+    if stored is None:  # another writer committed while this one waited for the row lock
+        rows = await _history_unit(session_id, row[0], history_size)
+        stored = one_statement_result(
+            row,
+            session_id,
+            client_id=client_id,
+            text=text,
+            metadata=metadata,
+            now=now,
+            history_size=history_size,
+            history=rows,
+        )
+    assert stored is not None
+    return intent, stored
 
 
 def build_turn(job: ReplyJob, consecutive_fallbacks: int) -> Turn:
@@ -232,15 +371,10 @@ async def _stream(job: ReplyJob, turn: Turn, deliver: Deliver, control: ReplyCon
             await agen.aclose()
 
 
-def _end_of_turn_sync(
+def _finished(
     job: ReplyJob, text: str, metadata: dict[str, Any], state: dict[str, Any]
-) -> tuple[str, dict[str, Any] | None]:
-    """Render, decide on escalation, then store the answer and count the turn.
-
-    Two statements in autocommit, not one transaction: the answer is one UPDATE, the counters
-    one upsert, and a failing counter must not cost the stored answer. A transaction around them
-    would add BEGIN, SAVEPOINT, RELEASE and COMMIT: four more round trips on every turn.
-    """
+) -> tuple[str, dict[str, Any] | None, dict[str, Any]]:
+    """The answer's HTML, the escalation decision and the metadata to store (no I/O)."""
     html = render_markdown(text) if text else ""
     decision = None
     try:
@@ -250,6 +384,19 @@ def _end_of_turn_sync(
     metadata = {**metadata, "html": html}
     if decision:
         metadata["escalation"] = decision
+    return html, decision, metadata
+
+
+def _end_of_turn_sync(
+    job: ReplyJob, text: str, metadata: dict[str, Any], state: dict[str, Any]
+) -> tuple[str, dict[str, Any] | None]:
+    """Render, decide on escalation, then store the answer and count the turn.
+
+    Two statements in autocommit, not one transaction: the answer is one UPDATE, the counters
+    one upsert, and a failing counter must not cost the stored answer. A transaction around them
+    would add BEGIN, SAVEPOINT, RELEASE and COMMIT: four more round trips on every turn.
+    """
+    html, decision, metadata = _finished(job, text, metadata, state)
     finish_reply_sync(job.session_id, job.seq, text=text, metadata=metadata)
     # Counts the turn and flags an escalated session.
     if not _record_turn_sync(job, metadata) and decision:
@@ -272,7 +419,46 @@ def _record_turn_sync(job: ReplyJob, metadata: dict[str, Any]) -> bool:
     return True
 
 
-end_of_turn = db_unit(_end_of_turn_sync)
+_end_of_turn_unit = db_unit(_end_of_turn_sync)
+
+
+async def end_of_turn(
+    job: ReplyJob, text: str, metadata: dict[str, Any], state: dict[str, Any]
+) -> tuple[str, dict[str, Any] | None]:
+    """:func:`_end_of_turn_sync`; on PostgreSQL its statements run on the event loop, in one
+    round trip (:mod:`sophie_chat.aiodb`), and only the rare follow-ups take a thread."""
+    if record_turn is None or not aiodb.enabled():
+        return await _end_of_turn_unit(job, text, metadata, state)
+    html, decision, metadata = _finished(job, text, metadata, state)
+    statements = [finish_reply_statement(job.session_id, job.seq, text=text, metadata=metadata)]
+    statements += recorder.turn_statements(job.session_id, metadata)
+    # Each statement commits on its own (autocommit): a failing counter costs no answer.
+    await aiodb.execute_many(statements)
+    follow_up = functools.partial(
+        recorder.turn_recorded, job.session_id, metadata, job.intent, after_commit=_call_now
+    )
+    if decision or recorder.may_alert(metadata):
+        # Signal receivers, e-mail and the failure alert are the site's code or blocking I/O.
+        _spawn(database_sync_to_async(follow_up)())
+    else:
+        follow_up()
+    return html, decision
+
+
+def _call_now(callback: Callable[[], Any], robust: bool = False) -> None:
+    """``transaction.on_commit`` for statements already committed: call at once."""
+    try:
+        callback()
+    except Exception:
+        if not robust:
+            raise
+        logger.exception("after_turn_callback_failed")
+
+
+def _spawn(coro: Awaitable[Any]) -> None:
+    task = asyncio.ensure_future(coro)
+    _RUNNING.add(task)
+    task.add_done_callback(_RUNNING.discard)
 
 
 async def run_reply(
@@ -284,6 +470,12 @@ async def run_reply(
     started = loop.time()
     await deliver(protocol.assistant_start_frame(job.seq, job.reply_to), job.group)
     turn = build_turn(job, consecutive_fallbacks)
+    if job.lookup is not None:
+        with suppress(Exception):
+            await asyncio.wait([job.lookup.future])  # usually done: it ran beside the store
+        found = job.lookup.result_for(turn)
+        if found is not None:
+            turn.extra["knowledge"], turn.extra["services"] = found.entries, found.services
     control.task = asyncio.ensure_future(_stream(job, turn, deliver, control))
     if control.reason is not None:  # stopped before the task existed: it never starts
         control.task.cancel()

@@ -206,6 +206,26 @@ def _prep(field_name: str, value: Any, model: Any = ChatSession) -> Any:
     return model._meta.get_field(field_name).get_db_prep_value(value, connection)
 
 
+def _reserve_params(
+    owner: Owner, session_id: uuid.UUID, context: dict[str, Any] | None
+) -> tuple[Any, Any, list[Any]]:
+    """Now, the expiry cutoff, and the parameters of :func:`_reserve_sql`."""
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=get_config()["SESSION_TTL"])
+    params: list[Any] = [_prep("last_activity_at", now)]
+    if context is not None:
+        params.append(_prep("context", context))
+    params += [
+        _prep("id", session_id),
+        ACTIVE,
+        _prep("last_activity_at", cutoff),
+        owner.user_id,
+        # A user's session must never match through the visitor branch of the condition.
+        owner.visitor_key if owner.user_id is None else None,
+    ]
+    return now, cutoff, params
+
+
 def store_user_message_sync(
     owner: Owner,
     session_id: uuid.UUID,
@@ -221,20 +241,7 @@ def store_user_message_sync(
     The session's ``last_seq`` grows by 2 in one ``UPDATE ... RETURNING`` (a row lock on
     PostgreSQL, the write lock on SQLite), so concurrent writers on any process never share a seq.
     """
-    config = get_config()
-    now = timezone.now()
-    cutoff = now - timedelta(seconds=config["SESSION_TTL"])
-    params: list[Any] = [_prep("last_activity_at", now)]
-    if context is not None:
-        params.append(_prep("context", context))
-    params += [
-        _prep("id", session_id),
-        ACTIVE,
-        _prep("last_activity_at", cutoff),
-        owner.user_id,
-        # A user's session must never match through the visitor branch of the condition.
-        owner.visitor_key if owner.user_id is None else None,
-    ]
+    now, cutoff, params = _reserve_params(owner, session_id, context)
     try:
         if connection.vendor == "postgresql":
             return _store_in_one_statement(
@@ -272,7 +279,7 @@ def store_user_message_sync(
             history: list[tuple[str, str]] = []
             degraded_in_a_row = 0
             if history_size:
-                rows = _history_rows(session_id, last_seq, history_size)
+                rows = history_rows(session_id, last_seq, history_size)
                 history = [(sender, content) for sender, content, _meta in reversed(rows)]
                 degraded_in_a_row = _degraded_in_a_row(rows)
     except IntegrityError:
@@ -351,6 +358,118 @@ def _store_in_one_statement(
     history_size: int,
 ) -> StoredMessage:
     """:func:`store_user_message_sync` on PostgreSQL; raises IntegrityError on a resend."""
+    sql, params = _one_statement(
+        session_id,
+        reserve_params,
+        with_context=with_context,
+        client_id=client_id,
+        text=text,
+        metadata=metadata,
+        now=now,
+        history_size=history_size,
+    )
+    # Inside a caller's transaction, a savepoint keeps a resend's IntegrityError from aborting it.
+    savepoint = transaction.atomic() if connection.in_atomic_block else nullcontext()
+    with savepoint, connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        raise SessionEnded(_why_not_active(owner, session_id, cutoff))
+    stored = one_statement_result(
+        row,
+        session_id,
+        client_id=client_id,
+        text=text,
+        metadata=metadata,
+        now=now,
+        history_size=history_size,
+    )
+    if stored is None:
+        # Another message was stored while this one waited for the session's row lock: its
+        # snapshot predates it. Read the history again (rare: two tabs sending at once).
+        stored = one_statement_result(
+            row,
+            session_id,
+            client_id=client_id,
+            text=text,
+            metadata=metadata,
+            now=now,
+            history_size=history_size,
+            history=history_rows(session_id, row[0], history_size),
+        )
+    assert stored is not None
+    return stored
+
+
+def one_statement_sql(
+    owner: Owner,
+    session_id: uuid.UUID,
+    *,
+    client_id: str,
+    text: str,
+    metadata: dict[str, Any],
+    context: dict[str, Any] | None,
+    history_size: int,
+) -> tuple[str, list[Any], Any]:
+    """PostgreSQL's one statement that stores a message (see :func:`_one_statement_sql`): its
+    text, its parameters and the time it stores, for :mod:`sophie_chat.aiodb` to run.
+
+    A row comes back when the session is active and the owner's; none otherwise (the caller
+    asks :func:`store_user_message_sync` why). A resend of a stored message raises
+    ``IntegrityError``. Read the row with :func:`one_statement_result`.
+    """
+    now, _cutoff, reserve = _reserve_params(owner, session_id, context)
+    sql, params = _one_statement(
+        session_id,
+        reserve,
+        with_context=context is not None,
+        client_id=client_id,
+        text=text,
+        metadata=metadata,
+        now=now,
+        history_size=history_size,
+    )
+    return sql, params, now
+
+
+def one_statement_result(
+    row: tuple[Any, ...],
+    session_id: uuid.UUID,
+    *,
+    client_id: str,
+    text: str,
+    metadata: dict[str, Any],
+    now: Any,
+    history_size: int,
+    history: list[tuple[str, str, Any]] | None = None,
+) -> StoredMessage | None:
+    """The stored message from the one statement's row; ``None`` when its history must be read
+    again (pass it as ``history``, from :func:`_history_rows`)."""
+    last_seq, ctx, language, user_type, _inserted, seen_seq, rows = row
+    if history is not None:
+        rows = history
+    else:
+        if isinstance(rows, str):
+            rows = json.loads(rows)
+        rows = [tuple(r) for r in rows or []]
+        if history_size and seen_seq != last_seq - 2:
+            return None
+    user_msg = _user_row(session_id, last_seq - 1, client_id, text, metadata, now)
+    turns = [(sender, content) for sender, content, _meta in reversed(rows)]
+    return _stored(user_msg, ctx, language, user_type, turns, _degraded_in_a_row(rows))
+
+
+def _one_statement(
+    session_id: uuid.UUID,
+    reserve_params: list[Any],
+    *,
+    with_context: bool,
+    client_id: str,
+    text: str,
+    metadata: dict[str, Any],
+    now: Any,
+    history_size: int,
+) -> tuple[str, list[Any]]:
     sid = _prep("session", session_id, ChatMessage)
     at = _prep("created_at", now, ChatMessage)
     params = [
@@ -370,24 +489,7 @@ def _store_in_one_statement(
         SYSTEM,
         history_size,
     ]
-    # Inside a caller's transaction, a savepoint keeps a resend's IntegrityError from aborting it.
-    savepoint = transaction.atomic() if connection.in_atomic_block else nullcontext()
-    with savepoint, connection.cursor() as cursor:
-        cursor.execute(_one_statement_sql(with_context), params)
-        row = cursor.fetchone()
-    if row is None:
-        raise SessionEnded(_why_not_active(owner, session_id, cutoff))
-    last_seq, ctx, language, user_type, _inserted, seen_seq, rows = row
-    if isinstance(rows, str):
-        rows = json.loads(rows)
-    rows = [tuple(r) for r in rows] if history_size else []
-    if history_size and seen_seq != last_seq - 2:
-        # Another message was stored while this one waited for the session's row lock: its
-        # snapshot predates it. Read the history again (rare: two tabs sending at once).
-        rows = _history_rows(session_id, last_seq, history_size)
-    user_msg = _user_row(session_id, last_seq - 1, client_id, text, metadata, now)
-    history = [(sender, content) for sender, content, _meta in reversed(rows)]
-    return _stored(user_msg, ctx, language, user_type, history, _degraded_in_a_row(rows))
+    return _one_statement_sql(with_context), params
 
 
 def _user_row(
@@ -405,7 +507,7 @@ def _user_row(
     )
 
 
-def _history_rows(session_id: uuid.UUID, last_seq: int, size: int) -> list[tuple[str, str, Any]]:
+def history_rows(session_id: uuid.UUID, last_seq: int, size: int) -> list[tuple[str, str, Any]]:
     """The model's history before the message at ``last_seq - 1``, newest first."""
     return list(
         ChatMessage.objects.filter(session_id=session_id, seq__lt=last_seq - 1)
@@ -447,25 +549,33 @@ def _why_not_active(owner: Owner, session_id: uuid.UUID, cutoff: Any) -> str:
     return session.status
 
 
+def finish_reply_statement(
+    session_id: uuid.UUID, seq: int, *, text: str, metadata: dict[str, Any]
+) -> tuple[str, list[Any]]:
+    """The UPDATE that stores the answer's final text and metadata over its placeholder.
+
+    Raw SQL, run once per turn: compiling the ORM update cost more CPU than running it. Run by
+    :func:`finish_reply_sync`, or on the event loop by :mod:`sophie_chat.aiodb`.
+    """
+    table = connection.ops.quote_name(ChatMessage._meta.db_table)
+    return (
+        f"UPDATE {table} SET content = %s, metadata = %s "  # noqa: S608 - table name only
+        "WHERE session_id = %s AND seq = %s",
+        [
+            text,
+            _prep("metadata", metadata, ChatMessage),
+            _prep("session", session_id, ChatMessage),
+            seq,
+        ],
+    )
+
+
 def finish_reply_sync(
     session_id: uuid.UUID, seq: int, *, text: str, metadata: dict[str, Any]
 ) -> None:
-    """Store the answer's final text and metadata over its placeholder (one UPDATE).
-
-    Raw SQL, run once per turn: compiling the ORM update cost more CPU than running it.
-    """
-    table = connection.ops.quote_name(ChatMessage._meta.db_table)
+    """Store the answer's final text and metadata over its placeholder (one UPDATE)."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET content = %s, metadata = %s "  # noqa: S608 - table name only
-            "WHERE session_id = %s AND seq = %s",
-            [
-                text,
-                _prep("metadata", metadata, ChatMessage),
-                _prep("session", session_id, ChatMessage),
-                seq,
-            ],
-        )
+        cursor.execute(*finish_reply_statement(session_id, seq, text=text, metadata=metadata))
 
 
 def mark_escalated_sync(session_id: uuid.UUID, reason: str) -> None:
