@@ -672,3 +672,32 @@ async def test_a_turn_whose_answer_could_not_be_stored_is_counted(
     await c.turn("conte")
     await settle()
     assert await counted_turns(c.session["session_id"]) == 1
+
+
+async def test_the_knowledge_lookup_runs_while_the_message_is_stored(
+    chat: Any, make_user: Any, fake_ai: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sophie_chat.ai import pipeline
+
+    looking = asyncio.Event()
+    real_prepare, real_accept = pipeline.prepare, service.accept_message
+    prepared: list[str] = []
+
+    async def prepare(turn: Any, **kwargs: Any) -> Any:
+        looking.set()
+        prepared.append(turn.text)
+        return await real_prepare(turn, **kwargs)
+
+    async def accept(*args: Any, **kwargs: Any) -> Any:
+        # Stored only once the lookup is under way: without the overlap this never happens.
+        await asyncio.wait_for(looking.wait(), 5)
+        return await real_accept(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "prepare", prepare)
+    monkeypatch.setattr(service, "accept_message", accept)
+    c = await chat(user=await make_user())
+    _ack, done = await c.turn("quanto custa uma diarista?")
+    assert done["status"] == "complete"
+    assert prepared == ["quanto custa uma diarista?"]
+    # The answer was given the knowledge found beside the store (no second lookup).
+    assert isinstance(fake_ai.turns[-1].extra.get("knowledge"), list)

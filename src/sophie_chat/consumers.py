@@ -262,8 +262,6 @@ class ChatConsumer(SessionFanout, AsyncWebsocketConsumer):
             with suppress(*_AVAILABILITY_ERRORS):
                 await ChatManager.count_rate_limited(self.session_id)
             return
-        if self.ended and not await self._open_session(notice=self.ended, message_id=frame.id):
-            return
         guess = frame.page.as_dict() if frame.page else dict(self.context.get("page") or {})
         intent = intents.classify(frame.text, self.session_language)
         # Looked up beside the store rather than after it (a resend or a refused message
@@ -274,7 +272,15 @@ class ChatConsumer(SessionFanout, AsyncWebsocketConsumer):
             user_type=self.user_type,
             page=guess,
             intent=intent,
+            user_id=self.owner.user_id,
+            user_context=self.context.get("user"),
+            # A message after the session ended opens a new one: no history, so its answer may
+            # come from the cache, which is then read beside the store too.
+            first=bool(self.ended),
         )
+        if self.ended and not await self._open_session(notice=self.ended, message_id=frame.id):
+            lookup.cancel()
+            return
         stored = await self._store(frame, intent)
         if stored is None or stored[1].duplicate:
             lookup.cancel()

@@ -200,3 +200,52 @@ async def test_invalidating_the_knowledge_base_retires_cached_answers(
     assert (await run(turn_factory("Como cancelo um pedido?"))).reply.source == "cache"
     search.invalidate()
     assert (await run(turn_factory("Como cancelo um pedido?"))).reply.source == "ai"
+
+
+async def test_a_first_message_reads_the_cache_ahead_and_the_turn_uses_that_read(
+    openai_server, turn_factory, run, monkeypatch
+):
+    from sophie_chat.ai import pipeline
+
+    openai_server.configure(content="Uma diarista custa a partir de R$ 150.")
+    await run(turn_factory("Quanto custa uma diarista?", page=PAGE))  # now cached
+    reads: list[str] = []
+    real_lookup = cache.lookup
+
+    async def lookup(key: str) -> Any:
+        reads.append(key)
+        return await real_lookup(key)
+
+    monkeypatch.setattr(cache, "lookup", lookup)
+    turn = turn_factory("Quanto custa uma diarista?", page=PAGE)
+    prepared = await pipeline.prepare(turn, read_cache=True)
+    assert prepared.cache_lookup is not None and prepared.cache_lookup[1].hit is not None
+    turn.extra["cache_lookup"] = prepared.cache_lookup
+    out = await run(turn)
+    assert out.reply.source == "cache"
+    assert len(reads) == 1  # the turn itself read nothing more
+    assert len(openai_server.requests) == 1
+
+
+async def test_a_read_ahead_for_another_prompt_is_not_used(
+    openai_server, turn_factory, run, monkeypatch
+):
+    from sophie_chat.ai import pipeline
+
+    openai_server.configure(content="Resposta.")
+    ahead = await pipeline.prepare(turn_factory("Quanto custa?", page=PAGE), read_cache=True)
+    assert ahead.cache_lookup is not None and ahead.cache_lookup[1].hit is None
+    await run(turn_factory("Quanto custa?", page=PAGE))  # cached after the read ahead
+    # The same question on another page is another prompt: the early read is not taken for it.
+    turn = turn_factory("Quanto custa?", page={**PAGE, "url": "/outra/"})
+    turn.extra["cache_lookup"] = (ahead.cache_lookup[0], cache.Lookup({"text": "velha"}, "0"))
+    out = await run(turn)
+    assert out.reply.source == "ai"
+
+
+async def test_no_read_ahead_for_a_personal_prompt_or_without_leave(openai_server, turn_factory):
+    from sophie_chat.ai import pipeline
+
+    personal = turn_factory("Quanto custa?", user_id=7, user_context={"first_name": "Ana"})
+    assert (await pipeline.prepare(personal, read_cache=True)).cache_lookup is None
+    assert (await pipeline.prepare(turn_factory("Quanto custa?"))).cache_lookup is None

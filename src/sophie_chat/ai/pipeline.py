@@ -160,7 +160,9 @@ async def reply(turn: Turn) -> AsyncIterator[Delta | Reply]:
     # round again: its get could not hit and its put would only fill Redis with dead keys.
     if cache.enabled() and not turn.history:
         cache_key = cache.make_key(prompt, model, cache.scope_for(turn))
-        found = await cache.lookup(cache_key)
+        early = turn.extra.get("cache_lookup")
+        # Read ahead while the message was being stored (prepare()), for this very prompt.
+        found = early[1] if early and early[0] == cache_key else await cache.lookup(cache_key)
         kb, hit = found.kb_version, found.hit
         if hit is not None:
             meta["first_token_ms"] = meta["response_ms"] = _ms(loop.time() - started)
@@ -252,4 +254,35 @@ async def reply(turn: Turn) -> AsyncIterator[Delta | Reply]:
     )
 
 
-__all__ = ["TurnContext", "load_backend", "reply"]
+@dataclasses.dataclass
+class Prepared:
+    """What :func:`prepare` found for a turn: its knowledge, and the cache read of its prompt
+    (``(key, lookup)``) when that prompt could be cached."""
+
+    context: TurnContext
+    cache_lookup: tuple[str, cache.Lookup] | None = None
+
+
+async def prepare(turn: Turn, *, read_cache: bool = False) -> Prepared:
+    """The work of a turn that needs no stored message: the knowledge lookup and, with
+    ``read_cache`` (the caller knows the turn will have no history: the first message of a
+    conversation), the answer cache's read of its prompt.
+
+    The conversation layer runs it while the message is being stored; :func:`reply` uses what
+    it found when the turn turns out as assumed (``turn.extra["knowledge"]``, ``"services"``,
+    ``"cache_lookup"``) and redoes the rest.
+    """
+    ctx = await gather(turn)
+    if not read_cache or turn.history or not cache.enabled() or cache.scope_for(turn):
+        return Prepared(ctx)  # a personal prompt's key needs its session: none is known yet
+    cfg = get_config()
+    if getattr(load_backend(cfg), "name", "") == OfflineBackend.name:
+        return Prepared(ctx)
+    ahead = dataclasses.replace(turn, text=turn.text[: int(cfg["MAX_MESSAGE_LENGTH"])])
+    key = cache.make_key(
+        build_prompt(ahead, ctx.entries, ctx.services), str(cfg["OPENAI_MODEL"]), ""
+    )
+    return Prepared(ctx, (key, await cache.lookup(key)))
+
+
+__all__ = ["Prepared", "TurnContext", "load_backend", "prepare", "reply"]

@@ -24,7 +24,6 @@ from django.utils import translation
 from sophie_chat import aiodb, protocol
 from sophie_chat.ai import pipeline
 from sophie_chat.ai.base import Delta, HistoryItem, Reply, Turn
-from sophie_chat.ai.context import TurnContext, gather
 from sophie_chat.conf import get_config
 from sophie_chat.conversation import escalation, intents
 from sophie_chat.conversation.manager import (
@@ -95,9 +94,9 @@ class KnowledgeLookup:
     """
 
     key: tuple[Any, ...]
-    future: asyncio.Future[TurnContext]
+    future: asyncio.Future[pipeline.Prepared]
 
-    def result_for(self, turn: Turn) -> TurnContext | None:
+    def result_for(self, turn: Turn) -> pipeline.Prepared | None:
         """The lookup's result if it was made for ``turn``'s inputs and succeeded, else None."""
         key = _lookup_key(turn.text, turn.language, turn.user_type, turn.page, turn.intent)
         if self.key != key:
@@ -121,13 +120,29 @@ def _lookup_key(
 
 
 def look_up_knowledge(
-    text: str, *, language: str, user_type: str, page: dict[str, Any], intent: str
+    text: str,
+    *,
+    language: str,
+    user_type: str,
+    page: dict[str, Any],
+    intent: str,
+    user_id: int | None = None,
+    user_context: dict[str, Any] | None = None,
+    first: bool = False,
 ) -> KnowledgeLookup:
-    """Start the knowledge lookup of a message that is about to be stored."""
+    """Start the knowledge lookup of a message that is about to be stored; ``first``: it will
+    open a conversation (no history), so the answer cache can be read ahead too."""
     turn = Turn(
-        session_id="", text=text, language=language, user_type=user_type, intent=intent, page=page
+        session_id="",
+        text=text,
+        language=language,
+        user_type=user_type,
+        user_id=user_id,
+        intent=intent,
+        page=page,
+        user_context=dict(user_context or {}),
     )
-    future = asyncio.ensure_future(gather(turn))
+    future = asyncio.ensure_future(pipeline.prepare(turn, read_cache=first))
     return KnowledgeLookup(_lookup_key(text, language, user_type, page, intent), future)
 
 
@@ -475,7 +490,10 @@ async def run_reply(
             await asyncio.wait([job.lookup.future])  # usually done: it ran beside the store
         found = job.lookup.result_for(turn)
         if found is not None:
-            turn.extra["knowledge"], turn.extra["services"] = found.entries, found.services
+            turn.extra["knowledge"] = found.context.entries
+            turn.extra["services"] = found.context.services
+            if found.cache_lookup is not None:
+                turn.extra["cache_lookup"] = found.cache_lookup
     control.task = asyncio.ensure_future(_stream(job, turn, deliver, control))
     if control.reason is not None:  # stopped before the task existed: it never starts
         control.task.cancel()
