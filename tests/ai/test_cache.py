@@ -219,7 +219,8 @@ async def test_a_first_message_reads_the_cache_ahead_and_the_turn_uses_that_read
     monkeypatch.setattr(cache, "lookup", lookup)
     turn = turn_factory("Quanto custa uma diarista?", page=PAGE)
     prepared = await pipeline.prepare(turn, read_cache=True)
-    assert prepared.cache_lookup is not None and prepared.cache_lookup[1].hit is not None
+    assert prepared.cache_lookup is not None
+    assert prepared.cache_lookup[1].hit is not None
     turn.extra["cache_lookup"] = prepared.cache_lookup
     out = await run(turn)
     assert out.reply.source == "cache"
@@ -234,7 +235,8 @@ async def test_a_read_ahead_for_another_prompt_is_not_used(
 
     openai_server.configure(content="Resposta.")
     ahead = await pipeline.prepare(turn_factory("Quanto custa?", page=PAGE), read_cache=True)
-    assert ahead.cache_lookup is not None and ahead.cache_lookup[1].hit is None
+    assert ahead.cache_lookup is not None
+    assert ahead.cache_lookup[1].hit is None
     await run(turn_factory("Quanto custa?", page=PAGE))  # cached after the read ahead
     # The same question on another page is another prompt: the early read is not taken for it.
     turn = turn_factory("Quanto custa?", page={**PAGE, "url": "/outra/"})
@@ -243,7 +245,7 @@ async def test_a_read_ahead_for_another_prompt_is_not_used(
     assert out.reply.source == "ai"
 
 
-async def test_no_read_ahead_for_a_personal_prompt_or_without_leave(openai_server, turn_factory):
+async def test_no_read_ahead_for_a_personal_prompt_or_unless_asked(openai_server, turn_factory):
     from sophie_chat.ai import pipeline
 
     personal = turn_factory("Quanto custa?", user_id=7, user_context={"first_name": "Ana"})
