@@ -37,8 +37,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 #: login check 2 (the session, then the user for its auth hash and is_active), UPDATE..RETURNING
 #: 1, INSERT of both rows 1, model history 1, final UPDATE 1, and the analytics recorder's
 #: upsert 1 (2 on an escalating turn). On PostgreSQL the UPDATE, INSERT and history read are one
-#: statement.
+#: statement, and so are the final UPDATE and the upsert (run from the event loop).
 PORTABLE_TURN_QUERIES = 7
+POSTGRES_TURN_QUERIES = 4
 
 
 @pytest.fixture
@@ -447,7 +448,8 @@ async def test_a_turn_costs_a_fixed_number_of_queries(
     chat: Any, make_user: Any, fake_ai: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(dbunits, "_pool", ThreadPoolExecutor(max_workers=1))
-    expected = PORTABLE_TURN_QUERIES - (2 if connection.vendor == "postgresql" else 0)
+    postgres = connection.vendor == "postgresql"
+    expected = POSTGRES_TURN_QUERIES if postgres else PORTABLE_TURN_QUERIES
     c = await chat(user=await make_user())
     await c.turn("aquecimento")  # the analytics row exists from now on
     for _ in range(2):
@@ -459,10 +461,10 @@ async def test_a_turn_costs_a_fixed_number_of_queries(
         assert len(statements) >= expected - 1  # without the analytics recorder
         # The answer and its counters are stored in autocommit: no savepoint round trips.
         assert not await db_unit(queries.savepoints)()
-        if connection.vendor == "postgresql":
-            # Stored from the event loop: the answer and its counters (a logged-in user's
-            # message goes through Django's session check, in a database unit).
-            assert [s.split()[0] for s in queries.async_statements] == ["UPDATE", "INSERT"]
+        if postgres:
+            # Stored from the event loop: the answer with its counters, one statement (a
+            # logged-in user's message goes through Django's session check, in a database unit).
+            assert [s.split()[:3] for s in queries.async_statements] == [["WITH", "s0", "AS"]]
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the async path is PostgreSQL's")
@@ -475,9 +477,9 @@ async def test_an_anonymous_turn_writes_from_the_event_loop(
     async with _ThreadQueries() as queries:
         await c.turn("quanto custa?")
         await settle()
-    # The message (one statement), then the answer and its counters (one round trip); the
+    # The message (one statement), then the answer with its counters (one statement); the
     # knowledge lookup is warm and reads nothing. No database thread is needed.
-    assert [s.split()[0] for s in queries.async_statements] == ["WITH", "UPDATE", "INSERT"]
+    assert [s.split()[:2] for s in queries.async_statements] == [["WITH", "r"], ["WITH", "s0"]]
     assert await db_unit(queries.thread_statements)() == []
 
 
@@ -516,7 +518,12 @@ async def test_analytics_failure_keeps_the_stored_answer(
     def broken(*args: Any, **kwargs: Any) -> None:
         raise OperationalError("analytics table locked")
 
+    def broken_statements(*args: Any, **kwargs: Any) -> list[tuple[str, list[Any]]]:
+        # The counters as the database would refuse them (the path run from the event loop).
+        return [("INSERT INTO sophie_chat_no_such_table (x) VALUES (%s)", [1])]
+
     monkeypatch.setattr(service, "record_turn", broken)
+    monkeypatch.setattr(service.recorder, "turn_statements", broken_statements)
     c = await chat(user=await make_user())
     _ack, done = await c.turn("guarde a resposta")
     assert done["status"] == "complete"

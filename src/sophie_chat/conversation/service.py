@@ -445,10 +445,16 @@ async def end_of_turn(
     if record_turn is None or not aiodb.enabled():
         return await _end_of_turn_unit(job, text, metadata, state)
     html, decision, metadata = _finished(job, text, metadata, state)
-    statements = [finish_reply_statement(job.session_id, job.seq, text=text, metadata=metadata)]
-    statements += recorder.turn_statements(job.session_id, metadata)
-    # Each statement commits on its own (autocommit): a failing counter costs no answer.
-    await aiodb.execute_many(statements)
+    answer = finish_reply_statement(job.session_id, job.seq, text=text, metadata=metadata)
+    counts, *flag = recorder.turn_statements(job.session_id, metadata)
+    try:
+        # The answer, the session's escalation flag and the counters: one round trip.
+        await aiodb.execute(*aiodb.as_one([answer, *flag, counts]))
+    except Exception:
+        # All or nothing failed: a failing counter must not cost the stored answer.
+        logger.exception("record_turn_failed", session=str(job.session_id), seq=job.seq)
+        await aiodb.execute(*answer, retry=True)
+        return html, decision
     follow_up = functools.partial(
         recorder.turn_recorded, job.session_id, metadata, job.intent, after_commit=_call_now
     )
