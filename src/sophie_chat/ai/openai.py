@@ -7,7 +7,9 @@ this module only talks to the server and closes the stream whatever happens.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,6 +21,8 @@ from sophie_chat.ai.transport import get_client, read_errors, request_for, sdk_e
 from sophie_chat.conf import get_config
 
 __all__ = ["OpenAIBackend", "get_client"]
+
+DRAIN_SECONDS = 0.1  # seconds: the longest wait for the end of a body after [DONE]
 
 
 async def _lines(response: Any) -> AsyncIterator[str]:
@@ -33,6 +37,26 @@ async def _lines(response: Any) -> AsyncIterator[str]:
         raise openai.APITimeoutError(request=response.http_request) from exc
     except request_errors as exc:
         raise openai.APIConnectionError(request=response.http_request) from exc
+
+
+async def _consume(lines: AsyncIterator[str]) -> None:
+    async for _ in lines:
+        pass
+
+
+async def _drain(lines: AsyncIterator[str]) -> None:
+    """Read what is left of the body after ``[DONE]`` (its end follows at once), briefly and
+    without failing: the answer is complete whatever happens now. httpx drops the connection
+    of a response closed before its end is read (aiohttp keeps it), and the next turn would pay
+    a new TCP and TLS handshake; the SDK's own stream drains the same way."""
+    try:
+        if sys.version_info >= (3, 11):
+            async with asyncio.timeout(DRAIN_SECONDS):
+                await _consume(lines)
+        else:  # pragma: no cover - Python 3.10
+            await asyncio.wait_for(_consume(lines), DRAIN_SECONDS)
+    except Exception:  # a timeout or a transport error: the connection goes, the answer stays
+        return
 
 
 class OpenAIBackend:
@@ -75,11 +99,13 @@ class OpenAIBackend:
             ) as response:
                 # Leaving the block closes the response, on cancellation too (the user pressed stop
                 # or left): frees the connection and tells the server to stop generating.
-                async for line in _lines(response):
+                lines = _lines(response)
+                async for line in lines:
                     if not line.startswith("data:"):
                         continue  # blank separators, "event:", "id:" and ": keep-alive" comments
                     data = line[5:].strip()
                     if data == "[DONE]":
+                        await _drain(lines)
                         break
                     chunk = json.loads(data)  # a broken chunk: JSONDecodeError, kind "malformed"
                     if not isinstance(chunk, dict):
