@@ -109,7 +109,8 @@ class OpenAITestServer:
         for name, value in fields.items():
             if not hasattr(self.behaviour, name):
                 raise TypeError(f"unknown behaviour field {name!r}")
-            setattr(self.behaviour, name, value)
+            # A copy: the server pops from ``statuses``, which must not empty the caller's list.
+            setattr(self.behaviour, name, copy.deepcopy(value))
         return self
 
     def reset(self) -> None:
