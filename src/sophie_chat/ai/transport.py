@@ -36,9 +36,6 @@ except ImportError:  # pragma: no cover - openai 2.x
 
 logger = get_logger(__name__)
 
-#: The values of ``OPENAI_HTTP_CLIENT``.
-CHOICES = ("auto", "aiohttp", "httpx")
-
 
 class _LoopClients:
     """The clients of one event loop, and the hook that closes them when the loop shuts down."""
@@ -152,7 +149,7 @@ def _close_at_exit() -> None:
             with contextlib.suppress(Exception):
                 loop.run_until_complete(state.closer.aclose())
         if _loops.get(loop) is not state:
-            continue  # closed
+            continue  # its clients are closed
         # A closed loop can run nothing: end the generator without it, so that no finalizer
         # tries to schedule its cleanup there. (Its aiohttp sessions may still complain.)
         state.clients = {}
