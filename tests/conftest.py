@@ -84,8 +84,44 @@ def _openai_test_server() -> Any:
     server.stop()
 
 
+#: The SDK transports the chat can send through (``OPENAI_HTTP_CLIENT``); both must behave alike.
+TRANSPORTS = ("httpx", "aiohttp")
+
+
+@pytest.fixture(params=TRANSPORTS)
+def sdk_transport(request: pytest.FixtureRequest, settings: Any) -> str:
+    """Run the test once per SDK transport: ``CHAT_CONFIG["OPENAI_HTTP_CLIENT"]`` is set to it.
+
+    Order with ``openai_server`` does not matter: both merge into ``CHAT_CONFIG``.
+    """
+    from sophie_chat.ai.transport import http_transport
+
+    transport: str = request.param
+    settings.CHAT_CONFIG = {
+        **(getattr(settings, "CHAT_CONFIG", None) or {}),
+        "OPENAI_HTTP_CLIENT": transport,
+    }
+    # openai[aiohttp] is a dependency: a missing aiohttp fails here rather than silently testing
+    # httpx twice.
+    assert http_transport() == transport
+    return transport
+
+
 @pytest.fixture
-def openai_server(_openai_test_server: Any, settings: Any) -> Any:
+async def _close_openai_clients() -> Any:
+    """Close the SDK clients of this test's event loop while it still runs.
+
+    Its shutdown would close them too (``sophie_chat.ai.transport``); doing it here keeps
+    every test's connections, and aiohttp's sessions, inside that test.
+    """
+    yield
+    from sophie_chat.ai.transport import close_clients
+
+    await close_clients()
+
+
+@pytest.fixture
+def openai_server(_openai_test_server: Any, settings: Any, _close_openai_clients: None) -> Any:
     """The loopback OpenAI-compatible server (tests/openai_server.py), reset for this test.
 
     ``CHAT_CONFIG`` points the OpenAI backend at it with a test key and short timeouts; the AI

@@ -53,6 +53,11 @@ class Behaviour:
     hang: float = 0.0  # seconds to wait before sending anything at all (headers included)
     drop_after: int | None = None  # close the connection abruptly after N content chunks
     malformed_after: int | None = None  # send a broken chunk after N content chunks
+    error_after: int | None = None  # send an error event after N content chunks (status 200)
+    finish: bool = True  # False: end the body cleanly with no finish reason, usage or [DONE]
+    end_delay: float = 0.0  # seconds between [DONE] and the end of the body
+    disconnect: bool = False  # close the connection after reading the request, answer nothing
+    garbled: bool = False  # answer with a line that is not HTTP, then close
     model: str = ""  # model name reported back; empty = the requested model
 
 
@@ -85,11 +90,14 @@ class OpenAITestServer:
         self.requests: list[dict[str, Any]] = []
         # Streams that ended because the client went away (stop, cancel) before [DONE].
         self.client_closed_streams = 0
+        # Connections accepted: a new one per request means none was reused from a pool.
+        self.connections = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.AbstractServer | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._writers: set[asyncio.StreamWriter] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
         self._stopping: asyncio.Event | None = None
 
     # --- control ----------------------------------------------------------------------------
@@ -101,7 +109,8 @@ class OpenAITestServer:
         for name, value in fields.items():
             if not hasattr(self.behaviour, name):
                 raise TypeError(f"unknown behaviour field {name!r}")
-            setattr(self.behaviour, name, value)
+            # A copy: the server pops from ``statuses``, which must not empty the caller's list.
+            setattr(self.behaviour, name, copy.deepcopy(value))
         return self
 
     def reset(self) -> None:
@@ -109,6 +118,7 @@ class OpenAITestServer:
             self.behaviour = copy.deepcopy(self.initial)
             self.requests.clear()
             self.client_closed_streams = 0
+            self.connections = 0
 
     @property
     def completion_requests(self) -> int:
@@ -152,7 +162,13 @@ class OpenAITestServer:
             server.close()
             for writer in list(self._writers):
                 writer.transport.abort()
-            await asyncio.sleep(0.05)  # let the handlers see their closed connections
+            # A handler asleep between two chunks would outlive the loop ("Task was destroyed
+            # but it is pending!" at exit): end them all here.
+            handlers = [task for task in self._handlers if not task.done()]
+            for task in handlers:
+                task.cancel()
+            if handlers:
+                await asyncio.wait(handlers, timeout=2)
 
         asyncio.run_coroutine_threadsafe(shutdown(), loop).result(5)
         loop.call_soon_threadsafe(loop.stop)
@@ -169,6 +185,11 @@ class OpenAITestServer:
     # --- HTTP -------------------------------------------------------------------------------
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
+        self.connections += 1
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
         try:
             while True:
                 request_line = await reader.readline()
@@ -250,6 +271,12 @@ class OpenAITestServer:
     async def _completion(self, body: dict[str, Any], writer: asyncio.StreamWriter) -> bool:
         b = self.behaviour
         if b.hang and not await self._sleep(b.hang):
+            return False
+        if b.disconnect:
+            return False  # the caller closes the connection: no status line at all
+        if b.garbled:
+            writer.write(b"NOT HTTP AT ALL\r\n\r\n")
+            await writer.drain()
             return False
         with self._lock:
             status = b.statuses.pop(0) if b.statuses else b.status
@@ -343,10 +370,20 @@ class OpenAITestServer:
                 writer.write(b"0\r\n\r\n")
                 await writer.drain()
                 return True
+            if b.error_after is not None and sent >= b.error_after:
+                error = {"message": "test server error event", "type": "server_error"}
+                writer.write(event({"error": error}))
+                writer.write(b"0\r\n\r\n")
+                await writer.drain()
+                return True
             writer.write(event(chunk({"content": piece})))
             if interval:
                 await writer.drain()
                 await asyncio.sleep(interval)
+        if not b.finish:
+            writer.write(b"0\r\n\r\n")  # a clean end, as a proxy that cut the stream sends
+            await writer.drain()
+            return True
         writer.write(event(chunk({}, finish="stop")))
         options = body.get("stream_options") or {}
         if b.usage and options.get("include_usage"):
@@ -355,6 +392,10 @@ class OpenAITestServer:
             final["usage"] = usage
             writer.write(event(final))
         writer.write(event("[DONE]"))
+        if b.end_delay:
+            await writer.drain()
+            if not await self._sleep(b.end_delay):
+                return False
         writer.write(b"0\r\n\r\n")
         await writer.drain()
         return True

@@ -4,7 +4,8 @@
 
 Not used by the test suite (tests/test_checks.py overrides settings per check). Left out, as they
 exclude others shown here: E001 (CHAT_CONFIG not a dict), E010 (no ``channels`` app), E014 (a bad
-ALLOWED_ORIGINS entry, while E012 needs none) and W001 (an in-memory default layer).
+ALLOWED_ORIGINS entry, while E012 needs none) and W001 (an in-memory default layer); E015 needs an
+openai SDK installed without aiohttp.
 """
 
 from __future__ import annotations
@@ -33,4 +34,5 @@ CHAT_CONFIG = {
     "REDIS_URL": "localhost:6379",  # sophie_chat.E009: no scheme
     "OPENAI_API_KEY": "sk-written-into-settings",  # sophie_chat.W002
     "MAX_MESSAGE_LENGTH": 8000,  # sophie_chat.W003 with the default MAX_FRAME_BYTES
+    "OPENAI_HTTP_CLIENT": "requests",  # sophie_chat.E005: "auto", "aiohttp" or "httpx"
 }

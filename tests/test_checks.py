@@ -121,6 +121,8 @@ def test_parse_rate() -> None:
         ("ALERT_AI_FAILURE_RATE", 1.5),
         ("WIDGET", {"position": "top-left"}),
         ("WIDGET", {"offset_side": -4}),
+        ("OPENAI_HTTP_CLIENT", "requests"),
+        ("OPENAI_HTTP_CLIENT", "AIOHTTP"),
     ],
 )
 def test_e005_value_out_of_range(key: str, value: Any) -> None:
@@ -129,7 +131,16 @@ def test_e005_value_out_of_range(key: str, value: Any) -> None:
     assert key in errors[0].msg
 
 
-@pytest.mark.parametrize(("key", "value"), [("TEMPERATURE", 2), ("CACHE_TTL", 0)])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("TEMPERATURE", 2),
+        ("CACHE_TTL", 0),
+        ("OPENAI_HTTP_CLIENT", "auto"),
+        ("OPENAI_HTTP_CLIENT", "aiohttp"),
+        ("OPENAI_HTTP_CLIENT", "httpx"),
+    ],
+)
 def test_e005_accepts_the_bounds(key: str, value: Any) -> None:
     assert config_errors(**{key: value}) == []
 
@@ -186,6 +197,19 @@ def test_e009_unparsable_redis_url_in_environment(monkeypatch: pytest.MonkeyPatc
         assert "environment variable" in errors[0].msg
         monkeypatch.setenv("REDIS_URL", "unix:///run/redis.sock")
         assert checks.check_redis_url() == []
+
+
+def test_e015_aiohttp_asked_for_but_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sophie_chat.ai import transport
+
+    assert config_errors(OPENAI_HTTP_CLIENT="aiohttp") == []  # openai[aiohttp] is a dependency
+    monkeypatch.setattr(transport, "aiohttp_available", lambda: False)
+    errors = config_errors(OPENAI_HTTP_CLIENT="aiohttp")
+    assert ids(errors) == ["sophie_chat.E015"]
+    assert 'pip install "openai[aiohttp]"' in str(errors[0].hint)
+    # "auto" asks for aiohttp only where it is installed; httpx never needs it.
+    assert config_errors(OPENAI_HTTP_CLIENT="auto") == []
+    assert config_errors(OPENAI_HTTP_CLIENT="httpx") == []
 
 
 @pytest.mark.django_db(transaction=False)

@@ -5,6 +5,12 @@ A bare ``AsyncWebsocketConsumer`` that speaks just enough of protocol v1 for the
 model through the official SDK (one ``AsyncOpenAI`` client per process) and sends every chunk with
 ``self.send``: no storage, no rate limit, no cache, no history, no coalescing. Sophie's consumer is
 measured against it on the same server process.
+
+Its SDK client sends through the same HTTP transport as Sophie's in that run: ``BENCH_HTTP_CLIENT``
+(what benchmarks/settings.py passes to ``OPENAI_HTTP_CLIENT``), where ``auto``, the default, means
+the SDK's aiohttp client when ``openai[aiohttp]`` is installed. The transport alone changes the
+CPU an answer costs by about 3.5 ms (``benchmarks/sdk_transport.py``), so a relay on httpx against
+Sophie on aiohttp would flatter Sophie.
 """
 
 from __future__ import annotations
@@ -16,10 +22,23 @@ import os
 from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, DefaultAioHttpClient
 
 SUBPROTOCOL = "sophie-chat.v1"
 _client: AsyncOpenAI | None = None
+
+
+def _transport() -> dict[str, Any]:
+    """``http_client`` for the transport ``BENCH_HTTP_CLIENT`` names, as Sophie's choice."""
+    choice = os.environ.get("BENCH_HTTP_CLIENT", "auto")
+    if choice == "httpx":
+        return {}
+    try:
+        return {"http_client": DefaultAioHttpClient(timeout=20.0)}
+    except RuntimeError:  # the SDK without its aiohttp extra: "auto" means httpx then
+        if choice == "aiohttp":
+            raise
+        return {}
 
 
 def client() -> AsyncOpenAI:
@@ -31,6 +50,7 @@ def client() -> AsyncOpenAI:
             base_url=os.environ["OPENAI_BASE_URL"],
             max_retries=0,
             timeout=20.0,
+            **_transport(),
         )
     return _client
 

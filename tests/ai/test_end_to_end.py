@@ -1,4 +1,7 @@
-"""The real pipeline behind the real chat WebSocket, against the loopback OpenAI server."""
+"""The real pipeline behind the real chat WebSocket, against the loopback OpenAI server.
+
+The tests that reach the model run on both SDK transports (``sdk_transport``).
+"""
 # ruff: noqa: F811 - fixtures imported from tests/conversation/conftest.py are parameters here
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ def add_diarista() -> None:
     )
 
 
+@pytest.mark.usefixtures("sdk_transport")
 async def test_an_ai_answer_streams_renders_and_is_stored(openai_server, chat):
     openai_server.configure(
         content="Uma diarista custa **R$ 150** por dia. Veja [Diarista](/servicos/diarista/).",
@@ -57,6 +61,7 @@ async def test_an_ai_answer_streams_renders_and_is_stored(openai_server, chat):
     assert "URL: /servicos/" in body["messages"][0]["content"]
 
 
+@pytest.mark.usefixtures("sdk_transport")
 async def test_an_upstream_failure_ends_in_a_degraded_fallback(openai_server, chat, chat_config):
     chat_config(OPENAI_MAX_RETRIES=0)
     openai_server.configure(status=503)
@@ -79,6 +84,7 @@ async def test_offline_answer_links_to_the_service(chat, chat_config):
     assert '<a href="/servicos/diarista/" target="_blank"' in done["html"]
 
 
+@pytest.mark.usefixtures("sdk_transport")
 async def test_stop_closes_the_upstream_request(openai_server, chat):
     openai_server.configure(content="palavra " * 300, tokens_per_second=40)
     c = await chat()
@@ -94,6 +100,7 @@ async def test_stop_closes_the_upstream_request(openai_server, chat):
     assert openai_server.client_closed_streams == 1
 
 
+@pytest.mark.usefixtures("sdk_transport")
 async def test_cache_across_visitors_over_the_socket(openai_server, chat: Any):
     openai_server.configure(content="Resposta compartilhável.")
     for _ in range(2):

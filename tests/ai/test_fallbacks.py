@@ -1,4 +1,8 @@
-"""Every AI failure ends in a fallback answer, within the configured time."""
+"""Every AI failure ends in a fallback answer, within the configured time.
+
+The tests of the OpenAI backend's failures run on both SDK transports (``sdk_transport``): each
+failure must be classified the same on httpx and on aiohttp.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ KNOWLEDGE = [
 
 
 @pytest.fixture
-def fast(settings, openai_server):
+def fast(settings, openai_server, sdk_transport):
     settings.CHAT_CONFIG = {**settings.CHAT_CONFIG, **FAST}
     return openai_server
 
@@ -36,8 +40,19 @@ def fast(settings, openai_server):
         ({"hang": 5}, "timeout", 2.5),
         ({"ttft": 5}, "timeout", 2.5),
         ({"malformed_after": 0}, "malformed", 1.4),
+        ({"disconnect": True}, "connection", 1.4),
+        ({"garbled": True}, "connection", 1.4),
     ],
-    ids=["429", "500", "503", "hang", "slow-first-token", "malformed"],
+    ids=[
+        "429",
+        "500",
+        "503",
+        "hang",
+        "slow-first-token",
+        "malformed",
+        "server-hangs-up",
+        "garbled-response",
+    ],
 )
 async def test_failure_before_any_text_answers_from_the_knowledge_base(
     fast, turn_factory, run, behaviour, kind, budget
@@ -83,6 +98,23 @@ async def test_malformed_chunk_mid_stream(fast, turn_factory, run):
     assert out.reply.text.startswith("uma resposta" + fallbacks.SEPARATOR)
 
 
+async def test_error_event_mid_stream(fast, turn_factory, run):
+    # An error event inside a 200 stream: the server gave up; nothing says a retry would help.
+    fast.configure(content="uma resposta que vai falhar no meio", error_after=2)
+    out = await run(turn_factory())
+    assert (out.reply.source, out.reply.error) == ("fallback", "other")
+    assert out.reply.text.startswith("uma resposta" + fallbacks.SEPARATOR)
+
+
+async def test_a_stream_that_ends_without_a_finish_reason_was_cut(fast, turn_factory, run):
+    # A clean end of the body but no finish reason and no [DONE]: a proxy cut it short.
+    fast.configure(content="uma resposta cortada por um proxy", finish=False)
+    out = await run(turn_factory())
+    assert (out.reply.source, out.reply.error) == ("fallback", "stream_dropped")
+    assert out.reply.text.startswith("uma resposta cortada por um proxy" + fallbacks.SEPARATOR)
+
+
+@pytest.mark.usefixtures("sdk_transport")
 async def test_connection_refused(settings, turn_factory, run):
     settings.CHAT_CONFIG = {
         **settings.CHAT_CONFIG,

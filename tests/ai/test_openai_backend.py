@@ -1,14 +1,21 @@
-"""The OpenAI backend through the pipeline, over real HTTP to the loopback test server."""
+"""The OpenAI backend through the pipeline, over real HTTP to the loopback test server.
+
+Every test runs on both SDK transports (``sdk_transport``: httpx and aiohttp).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import time
 
+import openai
 import pytest
 
 from sophie_chat.ai.base import Delta
-from sophie_chat.ai.openai import get_client
 from sophie_chat.ai.pipeline import reply
+from sophie_chat.ai.transport import get_client
+
+pytestmark = pytest.mark.usefixtures("sdk_transport")
 
 
 async def test_streams_deltas_that_make_the_answer_and_records_usage(
@@ -63,10 +70,14 @@ async def test_max_tokens_temperature_and_prompt_size_are_capped(
     assert len(body["messages"][-1]["content"]) == 500
 
 
-async def test_one_client_per_loop_and_config(openai_server):
+async def test_one_client_per_loop_and_config(openai_server, sdk_transport):
     a = get_client("sk-test-a", openai_server.base_url, 3.0)
     assert get_client("sk-test-a", openai_server.base_url, 3.0) is a
     assert get_client("sk-test-b", openai_server.base_url, 3.0) is not a
+    other = "httpx" if sdk_transport == "aiohttp" else "aiohttp"
+    assert get_client("sk-test-a", openai_server.base_url, 3.0, transport=other) is not a
+    # The configured transport is the one the client really sends through.
+    assert isinstance(a._client, openai.DefaultAioHttpClient) == (sdk_transport == "aiohttp")
 
 
 async def test_retries_a_429_then_answers(openai_server, turn_factory, run, settings):
@@ -87,20 +98,32 @@ async def test_no_retry_after_the_first_delta(openai_server, turn_factory, run, 
     assert out.reply.error == "stream_dropped"
 
 
-async def test_cancel_closes_the_upstream_stream(openai_server, turn_factory):
+async def _server_sees_a_closed_stream(server, within: float) -> None:
+    """The server's writes fail on the stream's connection within ``within`` seconds."""
+    started = time.monotonic()
+    for _ in range(1000):
+        if server.client_closed_streams or time.monotonic() - started > within:
+            break
+        await asyncio.sleep(0.02)
+    assert server.client_closed_streams == 1
+
+
+async def test_cancel_closes_the_upstream_stream(openai_server, turn_factory, run):
     openai_server.configure(content="palavra " * 200, tokens_per_second=50)
     gen = reply(turn_factory())
     first = await gen.__anext__()
     assert isinstance(first, Delta)
     await gen.aclose()  # what a stopped consumer does
-    # The server notices the closed connection: its writer fails within a few chunks.
-    # The server notices the closed connection on its next write: allow a loaded machine 5 s.
-    for _ in range(250):
-        if openai_server.client_closed_streams:
-            break
-        await asyncio.sleep(0.02)
-    assert openai_server.client_closed_streams == 1
+    # The server writes every 20 ms and notices the closed connection on its next write. A
+    # connection put back in the pool half-read would stay open until the pool's keep-alive
+    # expiry (5 s): 2.5 s tells the two apart even on a loaded machine.
+    await _server_sees_a_closed_stream(openai_server, within=2.5)
     assert len(openai_server.requests) == 1
+    # The next turn gets a connection of its own and a clean answer, not the rest of the last.
+    openai_server.configure(content="Resposta nova.", tokens_per_second=0)
+    out = await run(turn_factory())
+    assert (out.reply.source, out.reply.text) == ("ai", "Resposta nova.")
+    assert openai_server.connections == 2
 
 
 async def test_cancelling_the_task_propagates(openai_server, turn_factory):
@@ -117,9 +140,44 @@ async def test_cancelling_the_task_propagates(openai_server, turn_factory):
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    # The server notices the closed connection on its next write: allow a loaded machine 5 s.
-    for _ in range(250):
-        if openai_server.client_closed_streams:
-            break
-        await asyncio.sleep(0.02)
-    assert openai_server.client_closed_streams == 1
+    await _server_sees_a_closed_stream(openai_server, within=2.5)
+
+
+async def test_a_finished_stream_reuses_its_connection(openai_server, turn_factory, run):
+    # The other side of the two tests above: a stream read to its end goes back to the pool.
+    for question in ("Como pago?", "Como cancelo?"):  # two questions: no answer from the cache
+        out = await run(turn_factory(question))
+        assert out.reply.source == "ai"
+    assert len(openai_server.requests) == 2
+    assert openai_server.connections == 1
+
+
+async def test_a_body_that_lingers_after_done_still_ends_the_answer(
+    openai_server, turn_factory, run
+):
+    # The answer is complete at [DONE]; the backend waits only briefly for the body's end.
+    openai_server.configure(content="Resposta completa.", end_delay=5)
+    out = await run(turn_factory())
+    assert (out.reply.source, out.reply.text, out.reply.error) == ("ai", "Resposta completa.", "")
+    assert out.elapsed < 1.5
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "kind"),
+    [
+        ({"disconnect": True}, "connection"),
+        ({"garbled": True}, "connection"),
+        ({"status": 503}, "server_error"),
+    ],
+    ids=["server-hangs-up", "garbled-response", "503"],
+)
+async def test_a_failure_before_the_first_delta_is_retried(
+    openai_server, turn_factory, run, settings, behaviour, kind
+):
+    # A refused, hung-up or garbled connection is a "connection" failure on both transports
+    # (the aiohttp adapter calls the first two a connect timeout): worth the retry.
+    settings.CHAT_CONFIG = {**settings.CHAT_CONFIG, "OPENAI_MAX_RETRIES": 1}
+    openai_server.configure(**behaviour)
+    out = await run(turn_factory())
+    assert (out.reply.source, out.reply.error) == ("fallback", kind)
+    assert len(openai_server.requests) == 2

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
 from benchmarks import loadgen, querycount, report, scenario, servers
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _turn(first: float, done: float, **fields: object) -> loadgen.TurnResult:
@@ -131,3 +139,20 @@ def test_markdown_and_rst_tables_have_a_row_per_target() -> None:
     }
     assert report.markdown(results).count("| uvicorn-postgres-1-std |") == 2
     assert report.rst(results).count("   * - uvicorn-postgres-1-std") == 2
+
+
+@pytest.mark.slow
+def test_the_sdk_transport_benchmark_measures_both_transports_and_stops() -> None:
+    args = ["--concurrency", "2", "--rounds", "1", "--repeat", "1", "--tokens", "5"]
+    done = subprocess.run(
+        [sys.executable, "benchmarks/sdk_transport.py", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    for transport in ("httpx", "aiohttp"):
+        assert any(line.split()[:1] == [transport] and "5 chunks/request" in line for line in lines)
+        assert any(line.startswith(f"{transport:<8} median") for line in lines)

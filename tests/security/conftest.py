@@ -103,6 +103,8 @@ def start_site(
             OPENAI_BASE_URL=f"http://127.0.0.1:{openai.port}/v1",
             OPENAI_TIMEOUT=8.0,
             OPENAI_MAX_RETRIES=0,
+            # The default transport, named so the key-leak tests surely cover it.
+            OPENAI_HTTP_CLIENT="aiohttp",
         )
     db = tmp_path / "server.sqlite3"
     env = server_env(db, settings, {**base, **config})

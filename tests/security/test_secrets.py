@@ -71,6 +71,7 @@ async def test_key_absent_from_a_real_server_after_upstream_errors(site: Site) -
     print(f"\nsecrets (server): {len(collected)} frames and pages, {len(log)} log chars, 0 keys")
 
 
+@pytest.mark.usefixtures("sdk_transport")
 def test_key_absent_from_pages_exports_and_reprs(
     openai_server: Any,
     settings: Any,
@@ -115,7 +116,14 @@ def test_key_absent_from_pages_exports_and_reprs(
 
     async def client_reprs() -> list[str]:
         client = get_client(CANARY, openai_server.base_url, 3.0)
-        return [repr(client), str(client), repr(client.chat.completions)]
+        # A real request first, so the transport's session, connection and headers exist.
+        async with client.chat.completions.with_streaming_response.create(
+            model="m", messages=[{"role": "user", "content": "oi"}], stream=True
+        ) as response:
+            async for _ in response.iter_lines():
+                pass
+            sent = [repr(response.http_request), repr(response.http_request.headers)]
+        return [repr(client), str(client), repr(client.chat.completions), *sent]
 
     collected += [repr(backend), str(backend), *asyncio.run(client_reprs())]
     cleansed = SafeExceptionReporterFilter().get_safe_settings()["CHAT_CONFIG"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import weakref
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,88 +17,19 @@ import openai
 
 from sophie_chat.ai.base import ChatPrompt, Turn, Usage
 from sophie_chat.ai.errors import MalformedChunk, NoAPIKey, StreamDropped
+from sophie_chat.ai.transport import get_client, read_errors, request_for, sdk_error
 from sophie_chat.conf import get_config
 
-# One client per event loop and configuration: a client's connection pool belongs to the loop it
-# was first used on (pytest-asyncio runs each test on a new loop), and building a client per call
-# costs about 1.5 s of first-token time at 100 concurrent calls.
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], Any]] = (
-    weakref.WeakKeyDictionary()
-)
+__all__ = ["OpenAIBackend", "get_client"]
 
-
-def aiohttp_available() -> bool:
-    """Whether the SDK's aiohttp transport (``openai[aiohttp]``) can be used here."""
-    try:
-        client_class = openai.DefaultAioHttpClient
-    except AttributeError:  # an SDK from before the aiohttp transport
-        return False
-    # Without the extra, the SDK defines a stand-in class that raises when instantiated.
-    return "Missing" not in client_class.__name__
-
-
-def http_transport(setting: str | None = None) -> str:
-    """The HTTP transport the SDK sends through: ``"aiohttp"`` or ``"httpx"``.
-
-    ``OPENAI_HTTP_CLIENT`` ``"auto"`` picks aiohttp when it is installed: it reads a streamed
-    answer for about half the CPU of the SDK's default HTTPX2 transport (docs/deployment.rst).
-    """
-    choice = str(setting if setting is not None else get_config()["OPENAI_HTTP_CLIENT"])
-    if choice == "auto":
-        return "aiohttp" if aiohttp_available() else "httpx"
-    return choice
-
-
-def get_client(
-    api_key: str, base_url: str | None, timeout: float, transport: str | None = None
-) -> openai.AsyncOpenAI:
-    """Return the shared ``AsyncOpenAI`` client of this event loop for this configuration."""
-    loop = asyncio.get_running_loop()
-    per_loop = _clients.get(loop)
-    if per_loop is None:
-        per_loop = _clients[loop] = {}
-    transport = transport or http_transport()
-    key = (api_key, base_url, float(timeout), transport)
-    client = per_loop.get(key)
-    if client is None:
-        extra: dict[str, Any] = {}
-        if transport == "aiohttp":
-            # The SDK's own aiohttp client keeps its defaults (connection limits, redirects);
-            # its session is made on first use, on this loop.
-            extra["http_client"] = openai.DefaultAioHttpClient(timeout=timeout)
-        # max_retries=0: the pipeline retries itself, only before the first delta and only
-        # within the first-token deadline (the SDK would back off 0.5 s then 1 s regardless).
-        client = openai.AsyncOpenAI(
-            api_key=api_key, base_url=base_url or None, timeout=timeout, max_retries=0, **extra
-        )
-        per_loop[key] = client
-    return client
-
-
-async def close_clients() -> None:
-    """Close this loop's clients and their connections (a test's or a worker's shutdown)."""
-    per_loop = _clients.pop(asyncio.get_running_loop(), {})
-    for client in per_loop.values():
-        await client.close()
-
-
-def _transport_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
-    """(timeouts, other request errors) of the HTTP library the installed SDK sends through."""
-    try:  # openai 3.x: httpx2 (and legacy httpx when loaded)
-        from openai._httpx2 import request_exceptions, timeout_exceptions
-
-        return timeout_exceptions(), request_exceptions()
-    except ImportError:  # openai 2.x: httpx
-        import httpx
-
-        return (httpx.TimeoutException,), (httpx.RequestError,)
+DRAIN_SECONDS = 0.1  # seconds: the longest wait for the end of a body after [DONE]
 
 
 async def _lines(response: Any) -> AsyncIterator[str]:
     """The body's lines, with read failures raised as the SDK's own stream raises them
     (APITimeoutError, APIConnectionError), so they keep their kind (a cut stream: "connection",
     which the pipeline turns into "stream_dropped" once text was shown)."""
-    timeouts, request_errors = _transport_errors()
+    timeouts, request_errors = read_errors()
     try:
         async for line in response.iter_lines():
             yield line
@@ -106,6 +37,26 @@ async def _lines(response: Any) -> AsyncIterator[str]:
         raise openai.APITimeoutError(request=response.http_request) from exc
     except request_errors as exc:
         raise openai.APIConnectionError(request=response.http_request) from exc
+
+
+async def _consume(lines: AsyncIterator[str]) -> None:
+    async for _ in lines:
+        pass
+
+
+async def _drain(lines: AsyncIterator[str]) -> None:
+    """Read what is left of the body after ``[DONE]`` (its end follows at once), briefly and
+    without failing: the answer is complete whatever happens now. httpx drops the connection
+    of a response closed before its end is read (aiohttp keeps it), and the next turn would pay
+    a new TCP and TLS handshake; the SDK's own stream drains the same way."""
+    try:
+        if sys.version_info >= (3, 11):
+            async with asyncio.timeout(DRAIN_SECONDS):
+                await _consume(lines)
+        else:  # pragma: no cover - Python 3.10
+            await asyncio.wait_for(_consume(lines), DRAIN_SECONDS)
+    except Exception:  # a timeout or a transport error: the connection goes, the answer stays
+        return
 
 
 class OpenAIBackend:
@@ -136,37 +87,48 @@ class OpenAIBackend:
         # typed path runs every message through its recursive TypedDict transform, measured at
         # about 3.5 ms of CPU per request for a prompt of eight messages, and plain text messages
         # need nothing from it. The request on the wire is the same.
-        async with client.chat.completions.with_streaming_response.create(
-            model=self.model,
-            messages=[],
-            max_tokens=prompt.max_tokens,
-            temperature=prompt.temperature,
-            stream=True,
-            stream_options={"include_usage": True},
-            extra_body={"messages": prompt.messages},
-        ) as response:
-            # Leaving the block closes the response, on cancellation too (the user pressed stop
-            # or left): frees the connection and tells the server to stop generating.
-            async for line in _lines(response):
-                if not line.startswith("data:"):
-                    continue  # blank separators, "event:", "id:" and ": keep-alive" comments
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    break
-                chunk = json.loads(data)  # a broken chunk: JSONDecodeError, kind "malformed"
-                if not isinstance(chunk, dict):
-                    raise MalformedChunk("chunk is not an object")
-                if chunk.get("error"):
-                    # An error event inside a 200 stream, raised as the SDK's own stream does.
-                    raise openai.APIError(
-                        "error event in the stream",
-                        response.http_request,
-                        body=chunk["error"],
-                    )
-                pieces, done = self._read_chunk(chunk)
-                finished = finished or done
-                for content in pieces:
-                    yield content
+        try:
+            async with client.chat.completions.with_streaming_response.create(
+                model=self.model,
+                messages=[],
+                max_tokens=prompt.max_tokens,
+                temperature=prompt.temperature,
+                stream=True,
+                stream_options={"include_usage": True},
+                extra_body={"messages": prompt.messages},
+            ) as response:
+                # Leaving the block closes the response, on cancellation too (the user pressed stop
+                # or left): frees the connection and tells the server to stop generating.
+                lines = _lines(response)
+                async for line in lines:
+                    if not line.startswith("data:"):
+                        continue  # blank separators, "event:", "id:" and ": keep-alive" comments
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        await _drain(lines)
+                        break
+                    chunk = json.loads(data)  # a broken chunk: JSONDecodeError, kind "malformed"
+                    if not isinstance(chunk, dict):
+                        raise MalformedChunk("chunk is not an object")
+                    if chunk.get("error"):
+                        # An error event inside a 200 stream, raised as the SDK's own stream does.
+                        raise openai.APIError(
+                            "error event in the stream",
+                            response.http_request,
+                            body=chunk["error"],
+                        )
+                    pieces, done = self._read_chunk(chunk)
+                    finished = finished or done
+                    for content in pieces:
+                        yield content
+        except Exception as exc:
+            # Both transports fail alike: the aiohttp adapter's own mapping is corrected from the
+            # aiohttp exception behind it (ai/transport.py), so a refused connection or a server
+            # that hung up is a "connection" failure (retried), not a "timeout".
+            fixed = sdk_error(exc, request_for(client, "chat/completions"))
+            if fixed is None:
+                raise
+            raise fixed from exc
         if not finished:
             # The body ended cleanly but without a finish reason: a proxy cut the stream.
             raise StreamDropped("stream ended without a finish reason")

@@ -66,6 +66,7 @@ BETWEEN: dict[str, tuple[float, float]] = {
 CHOICES: dict[str, tuple[str, ...]] = {
     "WIDGET.position": ("bottom-right", "bottom-left"),
     "ASYNC_DATABASE": ("auto", "off"),
+    "OPENAI_HTTP_CLIENT": ("auto", "aiohttp", "httpx"),
 }
 #: Keys naming something to import: the check imports it, so a typo fails at start-up.
 DOTTED_PATHS = (
@@ -267,8 +268,30 @@ def _check_values(
                 id="sophie_chat.W003",
             )
         )
+    if ok("OPENAI_HTTP_CLIENT") and config["OPENAI_HTTP_CLIENT"] == "aiohttp":
+        errors.extend(_check_aiohttp())
     errors.extend(_check_imports(config, [key for key in DOTTED_PATHS if ok(key)]))
     return errors
+
+
+def _check_aiohttp() -> list[CheckMessage]:
+    # Imported here: the SDK takes a second to import, and only this setting needs it.
+    from sophie_chat.ai.transport import aiohttp_available
+
+    if aiohttp_available():
+        return []
+    # At run time the chat falls back to httpx; a site that asked for aiohttp by name wants to
+    # know that its workers spend about twice the CPU reading each answer.
+    return [
+        Error(
+            'CHAT_CONFIG["OPENAI_HTTP_CLIENT"] is "aiohttp", but the openai SDK cannot use '
+            "aiohttp here.",
+            hint='Install the SDK with its aiohttp extra: pip install "openai[aiohttp]" (an '
+            "install with --no-deps or a constraints file may have left it out), or set "
+            '"auto" to use aiohttp only where it is installed.',
+            id="sophie_chat.E015",
+        )
+    ]
 
 
 def _check_imports(config: dict[str, Any], keys: list[str]) -> list[CheckMessage]:
