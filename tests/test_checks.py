@@ -123,6 +123,7 @@ def test_parse_rate() -> None:
         ("WIDGET", {"offset_side": -4}),
         ("OPENAI_HTTP_CLIENT", "requests"),
         ("OPENAI_HTTP_CLIENT", "AIOHTTP"),
+        ("ASYNC_DATABASE", "on"),
     ],
 )
 def test_e005_value_out_of_range(key: str, value: Any) -> None:
@@ -139,6 +140,8 @@ def test_e005_value_out_of_range(key: str, value: Any) -> None:
         ("OPENAI_HTTP_CLIENT", "auto"),
         ("OPENAI_HTTP_CLIENT", "aiohttp"),
         ("OPENAI_HTTP_CLIENT", "httpx"),
+        ("ASYNC_DATABASE", "auto"),
+        ("ASYNC_DATABASE", "off"),
     ],
 )
 def test_e005_accepts_the_bounds(key: str, value: Any) -> None:
