@@ -52,7 +52,7 @@ def enabled(alias: str = DEFAULT_DB_ALIAS) -> bool:
     if get_config()["ASYNC_DATABASE"] == "off" or psycopg is None:
         return False
     connection = connections[alias]
-    driver = getattr(connection.Database, "__name__", "")
+    driver = getattr(getattr(connection, "Database", None), "__name__", "")
     if connection.vendor != "postgresql" or driver != "psycopg":
         return False
     # Inside a transaction of the caller's thread (a test case's, a management command's),

@@ -187,7 +187,7 @@ def turn_statements(session_id: Any, reply_meta: dict[str, Any]) -> list[tuple[s
 
 
 def _prep_session_id(session_id: Any) -> Any:
-    return ChatSession._meta.pk.get_db_prep_value(session_id, connection)  # type: ignore[union-attr]
+    return ChatSession._meta.pk.get_db_prep_value(session_id, connection)
 
 
 def turn_recorded(
