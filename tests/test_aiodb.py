@@ -97,16 +97,16 @@ async def test_as_one_is_one_statement_all_or_nothing() -> None:
             id=sid, visitor_key=f"aiodb-{sid.hex[:8]}", language="pt-br"
         )
     table = "sophie_chat_chatsession"
-    first = (f"UPDATE {table} SET escalation_reason = %s WHERE id = %s", ["a", one])  # noqa: S608
+    first = (f"UPDATE {table} SET escalation_reason = %s WHERE id = %s", ["a", one])
     broken = ("INSERT INTO sophie_chat_no_such_table (x) VALUES (%s)", [1])
     sql, params = aiodb.as_one([first, broken])
     assert sql.startswith("WITH s0 AS (UPDATE")
     assert params == ["a", one, 1]
     with pytest.raises(ProgrammingError):
         await aiodb.execute(sql, params)
-    reason = f"SELECT escalation_reason, rating_comment FROM {table} WHERE id = %s"  # noqa: S608
+    reason = f"SELECT escalation_reason, rating_comment FROM {table} WHERE id = %s"
     assert await aiodb.fetchone(reason, [one]) == ("", "")  # undone with the failing part
-    second = (f"UPDATE {table} SET rating_comment = %s WHERE id = %s", ["b", two])  # noqa: S608
+    second = (f"UPDATE {table} SET rating_comment = %s WHERE id = %s", ["b", two])
     await aiodb.execute(*aiodb.as_one([first, second]))
     assert await aiodb.fetchone(reason, [one]) == ("a", "")
     assert await aiodb.fetchone(reason, [two]) == ("", "b")
