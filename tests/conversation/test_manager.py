@@ -163,6 +163,9 @@ def test_expired_sessions_are_not_resumed(user_factory: Any, settings: Any) -> N
     with pytest.raises(SessionEnded) as info:
         _store(owner, session.id)
     assert info.value.status == "expired"
+    # Marked so by the store itself (not rolled back with its transaction).
+    assert ChatSession.objects.get(pk=session.id).status == "expired"
+    assert ChatSession.objects.get(pk=session.id).closed_at is not None
     fresh = open_session_sync(owner, language="pt-br")
     assert fresh.id != session.id
     assert fresh.new

@@ -191,6 +191,10 @@ def settle_dead_replies_sync(rows: list[ChatMessage]) -> None:
         m.metadata = merged
 
 
+class _NotActive(Exception):
+    """The session to store into is not active (any more); why is decided out of the unit."""
+
+
 def _reserve_sql(with_context: bool) -> str:
     table = connection.ops.quote_name(ChatSession._meta.db_table)
     context = ", context = %s" if with_context else ""
@@ -254,7 +258,8 @@ def store_user_message_sync(
                 cursor.execute(_reserve_sql(context is not None), params)
                 row = cursor.fetchone()
             if row is None:
-                raise SessionEnded(_why_not_active(owner, session_id, cutoff))
+                # Decided after the transaction: raising inside it would roll back the expiry.
+                raise _NotActive
             last_seq, ctx, language, user_type = row
             user_msg, _ = ChatMessage.objects.bulk_create(
                 [
@@ -275,6 +280,8 @@ def store_user_message_sync(
                 rows = _history_rows(session_id, last_seq, history_size)
                 history = [(sender, content) for sender, content, _meta in reversed(rows)]
                 degraded_in_a_row = _degraded_in_a_row(rows)
+    except _NotActive:
+        raise SessionEnded(_why_not_active(owner, session_id, cutoff)) from None
     except IntegrityError:
         # A resend of a stored message (reconnect, second tab): acknowledge it again.
         existing = ChatMessage.objects.get(session_id=session_id, client_id=uuid.UUID(client_id))
