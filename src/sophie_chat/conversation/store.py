@@ -72,13 +72,22 @@ def open_session_sync(
         user_context: dict[str, Any] = {}
         if user is not None:
             user_context = user_info.get_user_context(user)
-        session = ChatSession.objects.create(
-            user_id=owner.user_id,
-            visitor_key="" if owner.user_id is not None else owner.visitor_key,
-            user_type=user_info.get_user_type(user),
-            language=language,
-            context={"user": user_context} if user_context else {},
-        )
+        user_type = user_info.get_user_type(user)
+        context = {"user": user_context} if user_context else {}
+        try:
+            with transaction.atomic():
+                session = ChatSession.objects.create(
+                    user_id=owner.user_id,
+                    visitor_key="" if owner.user_id is not None else owner.visitor_key,
+                    user_type=user_type,
+                    language=language,
+                    context=context,
+                )
+        except IntegrityError:
+            # Another tab created one since the lookup (one active session per owner).
+            return open_session_sync(
+                owner, user=user, language=language, with_messages=with_messages
+            )
         return SessionState(
             id=session.id,
             status=session.status,
