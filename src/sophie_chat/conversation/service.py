@@ -25,6 +25,7 @@ from sophie_chat.ai import pipeline
 from sophie_chat.ai.base import Delta, HistoryItem, Reply, Turn
 from sophie_chat.conf import get_config
 from sophie_chat.conversation import escalation, intents
+from sophie_chat.conversation.creation import NewSession, create_with_message_sync
 from sophie_chat.conversation.manager import (
     LoggedOut,
     Owner,
@@ -117,6 +118,7 @@ def _accept_message_sync(
     context: dict[str, Any] | None,
     language: str,
     auth: tuple[str, int] | None,
+    new: NewSession | None = None,
 ) -> tuple[str, StoredMessage]:
     if auth is not None and not still_logged_in(*auth):
         raise LoggedOut
@@ -124,19 +126,35 @@ def _accept_message_sync(
     metadata: dict[str, Any] = {"intent": intent}
     if page is not None:
         metadata["page"] = page
-    stored = store_user_message_sync(
-        owner,
-        session_id,
-        client_id=client_id,
-        text=text,
-        metadata=metadata,
-        context=context,
-        history_size=int(get_config()["HISTORY_MESSAGES_FOR_MODEL"]),
-    )
+    history_size = int(get_config()["HISTORY_MESSAGES_FOR_MODEL"])
+    if session_id is None:
+        if new is None:
+            raise ValueError("a message without a session needs the NewSession to create")
+        stored = create_with_message_sync(
+            owner,
+            new,
+            client_id=client_id,
+            text=text,
+            metadata=metadata,
+            context=context,
+            history_size=history_size,
+        )
+    else:
+        stored = store_user_message_sync(
+            owner,
+            session_id,
+            client_id=client_id,
+            text=text,
+            metadata=metadata,
+            context=context,
+            history_size=history_size,
+        )
     return intent, stored
 
 
 #: One database unit: logout check, intent, dedup, seq reservation, both rows, model history.
+#: Without a session (``session_id`` None) the unit creates it with the message: the history is
+#: then empty and not read.
 accept_message = db_unit(_accept_message_sync)
 
 

@@ -43,6 +43,7 @@ def open_session_sync(
     language: str,
     notice: str | None = None,
     with_messages: bool = True,
+    create: bool = True,
 ) -> SessionState:
     """Return the owner's active session (with its last page), or start a new one.
 
@@ -51,6 +52,11 @@ def open_session_sync(
     left to a later read (:meth:`ChatManager.history`, which settles the placeholders it
     returns), made after joining the session's group so that nothing falls between the read and
     the live stream.
+
+    With ``create=False`` (what a connecting socket asks) no session is started: the state has
+    ``id`` None and what the session that the first message creates will be made of (user type,
+    language, the profile facts of ``USER_CONTEXT_PROVIDER``). See
+    :mod:`sophie_chat.conversation.creation`.
     """
     config = get_config()
     now = timezone.now()
@@ -74,6 +80,17 @@ def open_session_sync(
             user_context = user_info.get_user_context(user)
         user_type = user_info.get_user_type(user)
         context = {"user": user_context} if user_context else {}
+        if not create:
+            return SessionState(
+                id=None,
+                status=ACTIVE,
+                user_type=user_type,
+                language=language,
+                context=context,
+                last_seq=0,
+                new=True,
+                notice=notice,
+            )
         try:
             with transaction.atomic():
                 session = ChatSession.objects.create(
