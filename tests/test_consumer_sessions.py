@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -301,3 +302,26 @@ async def test_a_disconnected_socket_leaves_its_owner_group(chat: Any) -> None:
     await asyncio.sleep(0.05)
     if hasattr(layer, "groups"):
         assert not layer.groups.get(group)
+
+
+async def test_a_tab_logged_out_meanwhile_is_not_shown_a_new_conversation(
+    chat: Any, make_user: Any, fake_ai: Any
+) -> None:
+    from importlib import import_module
+
+    from django.conf import settings
+
+    user = await make_user()
+    stale = await chat(user=user)  # this browser logs out; another device writes
+    other_device = await chat(user=user)
+    store = import_module(settings.SESSION_ENGINE).SessionStore(stale.session_key)
+    await database_sync_to_async(store.flush)()
+    await other_device.turn("segredo escrito depois")
+    seen: list[dict[str, Any]] = []
+    while True:
+        output = await stale.comm.receive_output(5)
+        if output["type"] == "websocket.close":
+            break
+        seen.append(json.loads(output["text"]))
+    assert output["code"] == 4408
+    assert "segredo" not in json.dumps(seen)

@@ -179,10 +179,13 @@ class ChatConsumer(SessionFanout, AsyncWebsocketConsumer):
         group = session_group(session_id)
         await self._layer("group_add", group, self.channel_name)
         await self._layer("group_send", group, {"type": "chat.hello", "sender": self.channel_name})
+        logged_out = False
         try:
             state, messages, has_more = await ChatManager.open_active(
-                self.owner, session_id, self._page_size()
+                self.owner, session_id, self._page_size(), self._auth()
             )
+        except LoggedOut:
+            state, logged_out = None, True
         except _AVAILABILITY_ERRORS:
             logger.exception("ws_follow_failed")
             state = None
@@ -191,6 +194,8 @@ class ChatConsumer(SessionFanout, AsyncWebsocketConsumer):
                 "group_send", group, {"type": "chat.bye", "sender": self.channel_name}
             )
             await self._layer("group_discard", group, self.channel_name)
+            if logged_out:
+                await self.close(CloseCode.SESSION_GONE, _("You have been logged out."))
             return
         if self.group and self.group != group:
             await self._layer("group_discard", self.group, self.channel_name)
@@ -265,6 +270,16 @@ class ChatConsumer(SessionFanout, AsyncWebsocketConsumer):
             # Never let a handler kill the socket; the log has no message text.
             logger.exception("ws_handler_failed", frame_type=frame.type.value)
             await self.send_error(ErrorCode.UNAVAILABLE, id=getattr(frame, "id", None))
+
+    def _auth(self) -> tuple[str, int] | None:
+        """What the login check needs, for a logged-in user with a Django session.
+
+        A user authenticated by the site's own middleware (a token, no Django session) has no
+        session to log out of.
+        """
+        if self.owner.user_id is not None and self.session_key:
+            return self.session_key, self.owner.user_id
+        return None
 
     async def _still_logged_in(self) -> bool:
         # `message` checks inside its own database unit; these frames read or change the
@@ -370,13 +385,7 @@ class ChatConsumer(SessionFanout, AsyncWebsocketConsumer):
         ack's ``seq``.
         """
         page = frame.page.as_dict() if frame.page else None
-        # A user authenticated by the site's own middleware (a token, no Django session) has no
-        # session to log out of.
-        auth = (
-            (self.session_key, self.owner.user_id)
-            if self.owner.user_id is not None and self.session_key
-            else None
-        )
+        auth = self._auth()
         session_id = None if self.ended else self.session_id
         notice = self.ended
         for _attempt in range(2):

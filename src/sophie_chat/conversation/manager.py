@@ -91,13 +91,20 @@ class ChatManager:
     @staticmethod
     @db_unit
     def open_active(
-        owner: Owner, session_id: uuid.UUID, page_size: int
+        owner: Owner,
+        session_id: uuid.UUID,
+        page_size: int,
+        auth: tuple[str, int] | None = None,
     ) -> tuple[SessionState | None, list[dict[str, Any]], bool]:
         """The owner's session if it is active, with its last page; (None, [], False) if not.
 
         For a socket that follows a session another tab created: one unit, after the socket
-        joined the session's group.
+        joined the session's group. With ``auth`` (Django session key, user id) it raises
+        :class:`LoggedOut` first if that Django session no longer logs the user in: a tab
+        logged out meanwhile must not be shown a conversation started elsewhere.
         """
+        if auth is not None and not still_logged_in(*auth):
+            raise LoggedOut
         session = ChatSession.objects.filter(owner.q(), pk=session_id, status=ACTIVE).first()
         if session is None:
             return None, [], False
