@@ -260,7 +260,8 @@ async def test_a_message_after_the_session_expired_elsewhere_moves_other_tabs(
     user = await make_user()
     tab1 = await chat(user=user)
     await tab1.turn("antiga")
-    fake_ai.delay = 0.05  # the second tab joins while the answer streams
+    # The second tab joins while the answer streams.
+    fake_ai.delay, fake_ai.words = 0.05, [f"w{i}" for i in range(20)]
     old = tab1.session["session_id"]
     tab2 = await chat(user=user)
     assert tab2.session["session_id"] == old

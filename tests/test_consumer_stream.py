@@ -245,6 +245,8 @@ async def test_close_then_message_starts_a_new_session(
     await c.send(type="close")
     assert (await c.until("closed"))["session_id"] == old
     assert (await other_tab.until("closed"))["session_id"] == old
+    # Slow enough for the other tab to join while the answer streams.
+    fake_ai.delay, fake_ai.words = 0.05, [f"w{i}" for i in range(20)]
     await c.message("nova conversa")
     fresh = await c.until("session")
     assert fresh["session_id"] != old
