@@ -29,7 +29,8 @@ NICE = 0
 PYTHON = sys.executable
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-PG_DB = "sophie_bench"
+# Overridable, so that two checkouts on one machine never drop each other's benchmark database.
+PG_DB = os.environ.get("BENCH_PG_DB", "sophie_bench")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
 
 

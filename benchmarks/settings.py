@@ -5,7 +5,8 @@ and these variables (all optional):
 
 - ``BENCH_DB``: ``postgres`` (Django's psycopg pool) or ``sqlite`` (WAL); default ``postgres``.
 - ``BENCH_PG_URL``: PostgreSQL server URL without a database name part being used as-is
-  (default ``postgres://postgres@127.0.0.1:5432/sophie_bench``).
+  (default ``postgres://postgres@127.0.0.1:5432/sophie_bench``; ``benchmarks/servers.py`` takes
+  the database name from ``BENCH_PG_DB``, so two checkouts on one machine can each have theirs).
 - ``BENCH_SQLITE_PATH``: the SQLite file (default ``benchmarks/results/bench.sqlite3``).
 - ``BENCH_REDIS_URL``: Redis for the channel layer, cache and limits (default db 13).
 - ``BENCH_RATE_LIMIT``: the chat's rate limit, raised so the load is not throttled.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from io import StringIO
 from typing import Any
@@ -23,8 +24,10 @@ def run(*args: str) -> str:
 
 def make(status: str = "active", idle: timedelta = timedelta(0), **fields: Any) -> ChatSession:
     when = timezone.now() - idle
+    # A visitor each: an owner has one active session at most.
+    fields.setdefault("visitor_key", uuid.uuid4().hex)
     return ChatSession.objects.create(
-        status=status, last_activity_at=when, created_at=when, visitor_key="k", **fields
+        status=status, last_activity_at=when, created_at=when, **fields
     )
 
 

@@ -32,17 +32,22 @@ async def make_user(user_factory: Any) -> Any:
 count_messages = database_sync_to_async(lambda: ChatMessage.objects.count())
 
 
-async def test_connect_sends_session_with_subprotocol(chat: Any, make_user: Any) -> None:
+async def test_connect_sends_session_with_subprotocol(
+    chat: Any, make_user: Any, fake_ai: Any
+) -> None:
     user = await make_user()
     c = await chat(user=user)
     assert c.subprotocol == "sophie-chat.v1"
     assert c.session["type"] == "session"
-    assert c.session["new"] is True
+    # No session is stored until the first message.
+    assert c.session["session_id"] is None
+    assert (c.session["status"], c.session["new"], c.session["last_seq"]) == ("active", True, 0)
     assert c.session["messages"] == []
     assert c.session["user_type"] == "client"
     assert c.session["limits"]["max_frame_bytes"] == 16384
+    await c.turn("oi")
     again = await chat(user=user)
-    assert again.session["session_id"] == c.session["session_id"]
+    assert again.session["session_id"] == c.session["session_id"] is not None
     assert again.session["new"] is False
 
 
@@ -113,13 +118,15 @@ async def test_anonymous_refused_when_disabled(chat: Any, chat_config: Any) -> N
     assert await c.closed_with() == 4401
 
 
-async def test_anonymous_visitor_keeps_their_session(chat: Any) -> None:
+async def test_anonymous_visitor_keeps_their_session(chat: Any, fake_ai: Any) -> None:
     key = await anonymous_session()
     first = await chat(session_key=key)
     assert first.session["user_type"] == "anonymous"
+    await first.turn("oi")
     second = await chat(session_key=key)
-    assert second.session["session_id"] == first.session["session_id"]
+    assert second.session["session_id"] == first.session["session_id"] is not None
     other = await chat()
+    await other.turn("oi")
     assert other.session["session_id"] != first.session["session_id"]
 
 
@@ -147,11 +154,19 @@ async def test_user_b_never_reaches_user_a_session(chat: Any, make_user: Any, fa
     assert (await chat_b.until("history"))["messages"] == []
     await chat_b.send(type="close")
     assert (await chat_b.until("closed"))["session_id"] != a_id
+    # ...and so is what B writes: into a session of B's.
+    await chat_b.turn("de B")
+    assert chat_b.session["session_id"] not in (None, a_id)
+    await chat_b.send(type="resume", after_seq=0)
+    assert [m["text"] for m in (await chat_b.until("history"))["messages"]][:1] == ["de B"]
     session_a = await database_sync_to_async(ChatSession.objects.get)(pk=a_id)
     assert session_a.status == "active"
     assert session_a.rating is None
+    assert await database_sync_to_async(lambda: session_a.messages.count())() == 2
     # An anonymous visitor with a fresh cookie gets a new session, never A's.
-    assert (await chat()).session["session_id"] != a_id
+    anonymous = await chat()
+    await anonymous.turn("oi")
+    assert anonymous.session["session_id"] not in (None, a_id)
 
 
 BAD_FRAMES: list[tuple[str, str]] = [
@@ -292,7 +307,7 @@ async def test_user_authenticated_without_a_django_session_is_not_logged_out(
     kinds = []
     while "assistant.done" not in kinds:
         kinds.append((await comm.receive_json_from(timeout=5))["type"])
-    assert kinds[0] == "ack"
+    assert kinds[:2] == ["session", "ack"]  # the first message created the session
     await comm.send_json_to({"type": "history", "before_seq": 3})
     assert (await comm.receive_json_from(timeout=5))["type"] == "history"
     await comm.disconnect()

@@ -32,6 +32,8 @@ async def test_idle_socket_on_the_redis_layer_still_gets_replies(
     user = await database_sync_to_async(user_factory)()
     idle = await chat(user=user)
     other = await chat(user=user)
+    await other.turn("a primeira mensagem cria a sessão")
+    await idle.until("session", session_id=other.session["session_id"])  # the idle tab follows
     await asyncio.sleep(11)  # longer than the layer's blocking pop and redis-py's read timeout
     # Frames reach the idle socket through the channel layer...
     _ack, done = await other.turn("alguém aí?")

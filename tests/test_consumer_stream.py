@@ -47,6 +47,9 @@ async def make_user(user_factory: Any) -> Any:
     return database_sync_to_async(user_factory)
 
 
+count_rows = database_sync_to_async(lambda: ChatMessage.objects.count())
+
+
 @database_sync_to_async
 def rows(session_id: str) -> list[tuple[int, str, str, str]]:
     return [
@@ -212,6 +215,7 @@ async def test_two_tabs_see_every_delta(chat: Any, make_user: Any, fake_ai: Any)
     fake_ai.delay = 0.01
     user = await make_user()
     tab1 = await chat(user=user)
+    await tab1.turn("a primeira cria a sessão")
     tab2 = await chat(user=user)
     assert tab1.session["session_id"] == tab2.session["session_id"]
     await asyncio.sleep(0.3)  # the hello/here exchange
@@ -237,22 +241,33 @@ async def test_close_then_message_starts_a_new_session(
     other_tab = await chat(user=user)
     await c.turn("primeira")
     old = c.session["session_id"]
+    # The tab opened before the first message follows the session it created.
+    await other_tab.until("session", session_id=old)
     await c.send(type="close")
     assert (await c.until("closed"))["session_id"] == old
     assert (await other_tab.until("closed"))["session_id"] == old
+    # Slow enough for the other tab to join while the answer streams.
+    fake_ai.delay, fake_ai.words = 0.05, [f"w{i}" for i in range(20)]
     await c.message("nova conversa")
     fresh = await c.until("session")
     assert fresh["session_id"] != old
     assert fresh["notice"] == "closed"
     assert fresh["new"]
     assert (await c.until("ack"))["seq"] == 1
+    # ...and the other tab moves to the new session with it.
+    moved = await other_tab.until("session", session_id=fresh["session_id"])
+    assert moved["notice"] == "closed"
+    assert [m["text"] for m in moved["messages"]][:1] == ["nova conversa"]
+    done = await c.until("assistant.done", seq=2)
+    assert (await other_tab.until("assistant.done", seq=2))["text"] == done["text"]
     # The closed session can still be rated, once or again.
     await c.send(type="rating", score=4, comment="bom")
     assert (await c.until("rated"))["score"] == 4
 
 
-async def test_rating_twice_updates(chat: Any, make_user: Any) -> None:
+async def test_rating_twice_updates(chat: Any, make_user: Any, fake_ai: Any) -> None:
     c = await chat(user=await make_user())
+    await c.turn("oi")
     await c.send(type="rating", score=2)
     await c.until("rated")
     await c.send(type="rating", score=5, comment="melhorou")
@@ -370,16 +385,22 @@ async def test_database_down_means_unavailable_not_acked(
     def down(*args: Any, **kwargs: Any) -> None:
         raise OperationalError("connection refused")
 
-    real = service.store_user_message_sync
-    monkeypatch.setattr(service, "store_user_message_sync", down)
+    real = service.create_with_message_sync
+    monkeypatch.setattr(service, "create_with_message_sync", down)  # the first message
     id = await c.message("vai falhar")
     error = await c.until("error")
     assert (error["code"], error["id"]) == ("unavailable", id)
-    assert not any(f["type"] == "ack" for f in c.frames)
-    monkeypatch.setattr(service, "store_user_message_sync", real)
+    assert not any(f["type"] in ("ack", "session") for f in c.frames[1:])
+    monkeypatch.setattr(service, "create_with_message_sync", real)
     await c.message("vai falhar", id=id)  # the widget resends later
     assert (await c.until("ack", id=id))["seq"] == 1
     await c.until("assistant.done")
+    # A later message of the same session, too.
+    monkeypatch.setattr(service, "store_user_message_sync", down)
+    id = await c.message("de novo")
+    error = await c.until("error")
+    assert (error["code"], error["id"]) == ("unavailable", id)
+    assert await count_rows() == 2
 
 
 async def test_pipeline_failure_ends_incomplete(chat: Any, make_user: Any, fake_ai: Any) -> None:

@@ -209,3 +209,19 @@ def test_docs_examples_are_valid_frames() -> None:
         parse(json.dumps(example), max_message_length=2000)
     assert {f["type"] for f in client} == {t.value for t in ClientType}
     assert {f["type"] for f in server} == {t.value for t in ServerType}
+
+
+def test_docs_session_and_closed_examples_are_what_the_server_sends() -> None:
+    text = DOCS.read_text()
+    pattern = r"\.\. code-block:: json\n\n((?:   .*\n|\n)+)"
+    server = [json.loads(b) for b in re.findall(pattern, _section(text, "Server frames"))]
+    sessions = [f for f in server if f["type"] == "session"]
+    # Both kinds are documented: before the first message (null) and with a session.
+    assert sorted(f["session_id"] is None for f in sessions) == [False, True]
+    for example in sessions:
+        assert (
+            protocol.session_frame(**{k: v for k, v in example.items() if k != "type"}) == example
+        )
+    for example in (f for f in server if f["type"] == "closed"):
+        assert protocol.closed_frame(example["session_id"]) == example
+    assert "``session`` frame of that session" in _section(text, "Client frames")

@@ -25,9 +25,10 @@ from sophie_chat import protocol, ratelimit
 from sophie_chat.analytics import metrics
 from sophie_chat.conf import get_config
 from sophie_chat.conversation import intents, service
-from sophie_chat.conversation.fanout import SessionFanout
+from sophie_chat.conversation.creation import NewSession
+from sophie_chat.conversation.fanout import SessionFanout, owner_group, session_group
 from sophie_chat.conversation.manager import ChatManager, LoggedOut, Owner, SessionEnded
-from sophie_chat.conversation.types import still_logged_in
+from sophie_chat.conversation.types import ACTIVE, SessionState, StoredMessage, still_logged_in
 from sophie_chat.logging import get_logger
 from sophie_chat.protocol import CloseCode, ErrorCode
 from sophie_chat.security import origin_allowed
@@ -64,9 +65,12 @@ class ChatConsumer(SessionFanout, AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.connected = False
         self.counted = False  # in the active-connections gauge
+        # None until the owner has an active session: the first message creates it.
         self.session_id: uuid.UUID | None = None
         self.ended: str | None = None  # "closed"/"expired" once the session is over
         self.group = ""
+        self.owner_group = ""
+        self.context: dict[str, Any] = {}
         self.peers: set[str] = set()
         self.invalid = self.too_large = 0
         self.recent_acks: OrderedDict[str, int] = OrderedDict()
@@ -97,49 +101,63 @@ class ChatConsumer(SessionFanout, AsyncWebsocketConsumer):
         metrics.connection_opened()
         await self._open_session()
 
-    async def _open_session(
-        self, notice: str | None = None, *, message_id: str | None = None
-    ) -> bool:
-        """Load (or start) the owner's session and send the ``session`` frame.
+    async def _open_session(self) -> None:
+        """Find the owner's active session and send the ``session`` frame.
 
-        On connect a database failure closes the socket (1011: the widget reconnects later);
-        while handling a message it only refuses that message.
+        A visitor without one gets ``session_id`` null and nothing is stored: their first
+        message creates the session (:mod:`sophie_chat.conversation.creation`). A database
+        failure closes the socket (1011: the widget reconnects later).
         """
+        # The owner's group first: a session created by another tab after the lookup below is
+        # then announced to this socket (chat.session).
+        self.owner_group = owner_group(self.owner)
+        await self._layer("group_add", self.owner_group, self.channel_name)
+        messages: list[dict[str, Any]] = []
+        has_more = False
         try:
             state = await ChatManager.open_session(
                 self.owner,
                 user=self.user,
                 language=self.language,
-                notice=notice,
                 with_messages=False,
+                create=False,
             )
-            await self._join(state.id)
-            # Read after joining the group: anything stored from now on also arrives live. Even
-            # for a session this connect just started: another tab may have found it and stored
-            # a message before this socket joined.
-            messages, has_more = await ChatManager.history(
-                self.owner, state.id, protocol.MAX_SEQ, int(get_config()["HISTORY_PAGE_SIZE"])
-            )
+            if state.id is not None:
+                await self._join(state.id)
+                # Read after joining the group: anything stored from now on also arrives live.
+                messages, has_more = await ChatManager.history(
+                    self.owner, state.id, protocol.MAX_SEQ, self._page_size()
+                )
         except _AVAILABILITY_ERRORS:
             logger.exception("ws_open_failed")
-            await self.send_error(ErrorCode.UNAVAILABLE, id=message_id)
-            if message_id is None:
-                await self.close(1011)
-            return False
+            await self.send_error(ErrorCode.UNAVAILABLE)
+            await self.close(1011)
+            return
+        self._adopt(state)
+        await self._send_session(state, messages, has_more)
+
+    def _adopt(self, state: SessionState) -> None:
         self.session_id, self.ended, self.context = state.id, None, state.context
         self.user_type, self.session_language = state.user_type, state.language
+
+    @staticmethod
+    def _page_size() -> int:
+        return int(get_config()["HISTORY_PAGE_SIZE"])
+
+    async def _send_session(
+        self, state: SessionState, messages: list[dict[str, Any]], has_more: bool
+    ) -> None:
         config = get_config()
-        last_seq = max([state.last_seq, *(m["seq"] for m in messages)])
         await self.send_frame(
             protocol.session_frame(
-                session_id=str(state.id),
+                session_id=str(state.id) if state.id is not None else None,
                 status=state.status,
                 user_type=state.user_type,
                 language=state.language,
                 assistant_name=str(config["ASSISTANT_NAME"]),
                 messages=messages,
                 has_more=has_more,
-                last_seq=last_seq,
+                last_seq=max([state.last_seq, *(m["seq"] for m in messages)]),
                 new=state.new,
                 notice=state.notice,
                 limits={
@@ -149,7 +167,44 @@ class ChatConsumer(SessionFanout, AsyncWebsocketConsumer):
                 },
             )
         )
-        return True
+
+    async def _follow(self, session_id: uuid.UUID) -> None:
+        """Open a session another socket of the owner created (``chat.session``).
+
+        As a returning connect would: join its group and greet it, then read the last page (so
+        nothing falls between the read and the live stream), then send the ``session`` frame.
+        The old group is left only once the new session is known to be active; if it is not
+        (closed again already), this socket stays as it was.
+        """
+        group = session_group(session_id)
+        await self._layer("group_add", group, self.channel_name)
+        await self._layer("group_send", group, {"type": "chat.hello", "sender": self.channel_name})
+        logged_out = False
+        try:
+            state, messages, has_more = await ChatManager.open_active(
+                self.owner, session_id, self._page_size(), self._auth()
+            )
+        except LoggedOut:
+            state, logged_out = None, True
+        except _AVAILABILITY_ERRORS:
+            logger.exception("ws_follow_failed")
+            state = None
+        if state is None:
+            await self._layer(
+                "group_send", group, {"type": "chat.bye", "sender": self.channel_name}
+            )
+            await self._layer("group_discard", group, self.channel_name)
+            if logged_out:
+                await self.close(CloseCode.SESSION_GONE, _("You have been logged out."))
+            return
+        if self.group and self.group != group:
+            await self._layer("group_discard", self.group, self.channel_name)
+        self.group, self.peers = group, set()
+        # "closed"/"expired" when the session this socket showed ended; the widget then starts
+        # its transcript afresh, as after its own close.
+        state.notice = self.ended if self.session_id is not None else None
+        self._adopt(state)
+        await self._send_session(state, messages, has_more)
 
     async def disconnect(self, code: int) -> None:
         self.connected = False
@@ -175,7 +230,7 @@ class ChatConsumer(SessionFanout, AsyncWebsocketConsumer):
             await self.send_frame(protocol.error_frame(code, **kwargs))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if not self.connected or self.session_id is None:
+        if not self.connected:
             return
         config = get_config()
         limit = int(config["MAX_FRAME_BYTES"])
@@ -216,6 +271,16 @@ class ChatConsumer(SessionFanout, AsyncWebsocketConsumer):
             logger.exception("ws_handler_failed", frame_type=frame.type.value)
             await self.send_error(ErrorCode.UNAVAILABLE, id=getattr(frame, "id", None))
 
+    def _auth(self) -> tuple[str, int] | None:
+        """What the login check needs, for a logged-in user with a Django session.
+
+        A user authenticated by the site's own middleware (a token, no Django session) has no
+        session to log out of.
+        """
+        if self.owner.user_id is not None and self.session_key:
+            return self.session_key, self.owner.user_id
+        return None
+
     async def _still_logged_in(self) -> bool:
         # `message` checks inside its own database unit; these frames read or change the
         # session too, so a logout in another tab must end them as well.
@@ -248,20 +313,9 @@ class ChatConsumer(SessionFanout, AsyncWebsocketConsumer):
             await self.send_error(ErrorCode.UNAVAILABLE, id=frame.id)
             return
         if not decision.allowed:
-            # A resend of a stored message (the widget's outbox after a reconnect) is not a new
-            # message: acknowledge it instead of refusing it. One query, on this path only.
-            seq = None
-            with suppress(*_AVAILABILITY_ERRORS):
-                seq = await ChatManager.stored_seq(self.owner, self.session_id, frame.id)
-            if seq is not None:
-                await self.send_frame(protocol.ack_frame(frame.id, seq))
-                return
-            await self.send_error(
-                ErrorCode.RATE_LIMITED, retry_after=decision.retry_after, id=frame.id
-            )
-            with suppress(*_AVAILABILITY_ERRORS):
-                await ChatManager.count_rate_limited(self.session_id)
+            await self._refuse_rate_limited(frame, decision.retry_after)
             return
+        left = self.group
         guess = frame.page.as_dict() if frame.page else dict(self.context.get("page") or {})
         intent = intents.classify(frame.text, self.session_language)
         # Looked up beside the store rather than after it (a resend or a refused message
@@ -274,13 +328,10 @@ class ChatConsumer(SessionFanout, AsyncWebsocketConsumer):
             intent=intent,
             user_id=self.owner.user_id,
             user_context=self.context.get("user"),
-            # A message after the session ended opens a new one: no history, so its answer may
-            # come from the cache, which is then read beside the store too.
-            first=bool(self.ended),
+            # Without a live session the message opens a new one: no history, so its answer
+            # may come from the cache, which is then read beside the store too.
+            first=self.session_id is None or bool(self.ended),
         )
-        if self.ended and not await self._open_session(notice=self.ended, message_id=frame.id):
-            lookup.cancel()
-            return
         stored = await self._store(frame, intent)
         if stored is None or stored[1].duplicate:
             lookup.cancel()
@@ -293,7 +344,8 @@ class ChatConsumer(SessionFanout, AsyncWebsocketConsumer):
         await self.send_frame(protocol.ack_frame(frame.id, result.seq))
         if result.duplicate:
             return
-        if self.peers:
+        # A socket that has just joined a session another tab created knows no peers yet.
+        if self.peers or (result.session_id is not None and not result.created):
             await self._layer(
                 "group_send",
                 self.group,
@@ -301,9 +353,11 @@ class ChatConsumer(SessionFanout, AsyncWebsocketConsumer):
                     "type": "chat.frame",
                     "frame": protocol.user_message_frame(result.message),
                     "sender": self.channel_name,
+                    "group": self.group,
                 },
             )
         self.context = result.context
+        assert self.session_id is not None  # set by _store
         self.worker.submit(
             service.ReplyJob(
                 session_id=self.session_id,
@@ -323,45 +377,119 @@ class ChatConsumer(SessionFanout, AsyncWebsocketConsumer):
                 lookup=lookup,
             )
         )
+        if result.created:  # off the path to the first delta: the answer is on its way
+            await self._enter_created(self.session_id, left)
 
-    async def _store(self, frame: protocol.MessageFrame, intent: str) -> tuple[str, Any] | None:
-        context = {**self.context, "page": frame.page.as_dict()} if frame.page else None
-        # A user authenticated by the site's own middleware (a token, no Django session) has no
-        # session to log out of.
-        auth = (
-            (self.session_key, self.owner.user_id)
-            if self.owner.user_id is not None and self.session_key
-            else None
-        )
+    async def _refuse_rate_limited(self, frame: protocol.MessageFrame, retry_after: int) -> None:
+        # A resend of a stored message (the widget's outbox after a reconnect) is not a new
+        # message: acknowledge it instead of refusing it. One query, on this path only.
+        seq = None
+        if self.session_id is not None:
+            with suppress(*_AVAILABILITY_ERRORS):
+                seq = await ChatManager.stored_seq(self.owner, self.session_id, frame.id)
+        if seq is not None:
+            await self.send_frame(protocol.ack_frame(frame.id, seq))
+            return
+        await self.send_error(ErrorCode.RATE_LIMITED, retry_after=retry_after, id=frame.id)
+        if self.session_id is not None:
+            with suppress(*_AVAILABILITY_ERRORS):
+                await ChatManager.count_rate_limited(self.session_id)
+
+    async def _store(
+        self, frame: protocol.MessageFrame, intent: str
+    ) -> tuple[str, StoredMessage] | None:
+        """Store the message (one database unit); None if refused, the error frame sent.
+
+        Without a live session (none yet, closed or expired) the unit creates one with the
+        message. The socket then moves to the session the message went into, and its
+        ``session`` frame goes out before the ``ack``, so the client knows the session of the
+        ack's ``seq``.
+        """
+        page = frame.page.as_dict() if frame.page else None
+        auth = self._auth()
+        session_id = None if self.ended else self.session_id
+        notice = self.ended
         for _attempt in range(2):
+            new = None
+            if session_id is None:
+                new = NewSession(
+                    user_type=self.user_type,
+                    language=self.language,
+                    context={**self.context, "page": page} if page else dict(self.context),
+                )
             try:
-                return await service.accept_message(
+                intent, result = await service.accept_message(
                     self.owner,
-                    self.session_id,
+                    session_id,
                     client_id=frame.id,
                     text=frame.text,
-                    page=frame.page.as_dict() if frame.page else None,
-                    context=context,
+                    page=page,
+                    context={**self.context, "page": page} if page else None,
                     language=self.session_language,
                     auth=auth,
+                    new=new,
                     intent=intent,
                 )
             except LoggedOut:
                 await self.close(CloseCode.SESSION_GONE, _("You have been logged out."))
                 return None
             except SessionEnded as exc:
+                if session_id is None:  # every attempt to create one lost a race
+                    break
                 # Closed in another tab or expired while idle: continue in a fresh session.
                 notice = exc.status if exc.status in ("closed", "expired") else None
-                if not await self._open_session(notice=notice, message_id=frame.id):
-                    return None
+                session_id = None
+                continue
             except _AVAILABILITY_ERRORS:
                 logger.exception("message_store_failed")
                 await self.send_error(ErrorCode.UNAVAILABLE, id=frame.id)
                 return None
+            if result.session_id is not None:  # the message went into another session
+                await self._moved(result, notice or result.notice)
+            return intent, result
         await self.send_error(ErrorCode.UNAVAILABLE, id=frame.id)
         return None
 
+    async def _moved(self, result: StoredMessage, notice: str | None) -> None:
+        """This socket's message went into another session: adopt it, send its ``session`` frame.
+
+        A session the message created is empty but for the message: the frame carries no
+        messages, and the group is joined after the ``ack`` (:meth:`_enter_created`). A session
+        another tab had just created (two first messages racing) is joined now, with its last
+        page before this message read after joining, as on connect.
+        """
+        assert result.session_id is not None
+        messages: list[dict[str, Any]] = []
+        has_more = False
+        if result.created:
+            # Frames of the answer are addressed to the new group from the start.
+            self.group, self.peers = session_group(result.session_id), set()
+        else:
+            await self._join(result.session_id)
+            with suppress(*_AVAILABILITY_ERRORS):
+                messages, has_more = await ChatManager.history(
+                    self.owner, result.session_id, result.seq, self._page_size()
+                )
+        state = SessionState(
+            id=result.session_id,
+            status=ACTIVE,
+            user_type=result.user_type or self.user_type,
+            language=result.language or self.language,
+            context=result.context,
+            last_seq=result.seq - 1,
+            new=result.created,
+            notice=notice,
+        )
+        self._adopt(state)
+        await self._send_session(state, messages, has_more)
+
+    # A socket without a session (none yet) answers the frames that need one from memory: there
+    # is nothing stored to read or change.
+
     async def on_resume(self, frame: protocol.ResumeFrame) -> None:
+        if self.session_id is None:
+            await self.send_frame(protocol.history_frame("resume", [], False))
+            return
         # This socket joined the session's group on connect, before this read.
         messages, has_more = await ChatManager.messages_after(
             self.owner, self.session_id, frame.after_seq
@@ -369,6 +497,9 @@ class ChatConsumer(SessionFanout, AsyncWebsocketConsumer):
         await self.send_frame(protocol.history_frame("resume", messages, has_more))
 
     async def on_history(self, frame: protocol.HistoryFrame) -> None:
+        if self.session_id is None:
+            await self.send_frame(protocol.history_frame("page", [], False))
+            return
         messages, has_more = await ChatManager.history(
             self.owner, self.session_id, frame.before_seq, frame.limit
         )
@@ -376,10 +507,16 @@ class ChatConsumer(SessionFanout, AsyncWebsocketConsumer):
 
     async def on_page(self, frame: protocol.PageFrame) -> None:
         self.context = {**self.context, "page": frame.page.as_dict()}
-        await ChatManager.update_context(self.owner, self.session_id, self.context)
+        # Without a live session the page is kept here and stored with the first message.
+        if self.session_id is not None and not self.ended:
+            await ChatManager.update_context(self.owner, self.session_id, self.context)
 
     async def on_rating(self, frame: protocol.RatingFrame) -> None:
-        outcome = await ChatManager.rate(self.owner, self.session_id, frame.score, frame.comment)
+        outcome = "not_found"
+        if self.session_id is not None:
+            outcome = await ChatManager.rate(
+                self.owner, self.session_id, frame.score, frame.comment
+            )
         if outcome == "ok":
             await self.send_frame(protocol.rated_frame(frame.score))
         else:
@@ -387,6 +524,9 @@ class ChatConsumer(SessionFanout, AsyncWebsocketConsumer):
             await self.send_error(code)
 
     async def on_close(self, frame: protocol.SimpleFrame) -> None:
+        if self.session_id is None:
+            await self.send_frame(protocol.closed_frame(None))
+            return
         self.worker.stop_all()
         service.stop_session(self.session_id)  # answers asked from other sockets here too
         await ChatManager.close(self.owner, self.session_id)
@@ -404,6 +544,8 @@ class ChatConsumer(SessionFanout, AsyncWebsocketConsumer):
         await self.send_frame(protocol.closed_frame(str(self.session_id)))
 
     async def on_stop(self, frame: protocol.SimpleFrame) -> None:
+        if self.session_id is None:
+            return
         # The answer may stream from another tab, or from a page the visitor has left: stop the
         # session's answers in this process, and ask the other processes through the group.
         self.worker.stop()
@@ -420,7 +562,8 @@ class ChatConsumer(SessionFanout, AsyncWebsocketConsumer):
         )
 
     async def on_link(self, frame: protocol.LinkFrame) -> None:
-        await ChatManager.count_link(self.owner, self.session_id, frame.message_seq)
+        if self.session_id is not None:
+            await ChatManager.count_link(self.owner, self.session_id, frame.message_seq)
 
     async def on_ping(self, frame: protocol.SimpleFrame) -> None:
         await self.send_frame(protocol.pong_frame())

@@ -81,6 +81,20 @@ class ChatSession(models.Model):
                 condition=Q(rating__isnull=True) | Q(rating__gte=1, rating__lte=5),
                 name="sophie_session_rating_1_5",
             ),
+            # One active session per owner. A session is created by its first message, so two
+            # tabs may race to create one: the database decides, and the loser's message goes
+            # into the winner's session (conversation/creation.py). Rows without an owner (made
+            # by hand or imported) are left out.
+            models.UniqueConstraint(
+                fields=["user"],
+                condition=Q(status="active", user__isnull=False),
+                name="sophie_session_one_active_user",
+            ),
+            models.UniqueConstraint(
+                fields=["visitor_key"],
+                condition=Q(status="active", user__isnull=True) & ~Q(visitor_key=""),
+                name="sophie_session_one_active_visitor",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -388,7 +388,7 @@ def error_frame(
 
 def session_frame(
     *,
-    session_id: str,
+    session_id: str | None,
     status: str,
     user_type: str,
     language: str,
@@ -454,7 +454,7 @@ def rated_frame(score: int) -> dict[str, Any]:
     return {"type": ServerType.RATED.value, "score": score}
 
 
-def closed_frame(session_id: str) -> dict[str, Any]:
+def closed_frame(session_id: str | None) -> dict[str, Any]:
     return {"type": ServerType.CLOSED.value, "session_id": session_id}
 
 

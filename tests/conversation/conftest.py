@@ -138,6 +138,9 @@ class Chat:
     async def recv(self, timeout: float = 5) -> dict[str, Any]:
         frame = json.loads(await self.comm.receive_from(timeout))
         self.frames.append(frame)
+        if frame["type"] == "session":
+            # The latest one: a first message creates the session, and its frame says which.
+            self.session = frame
         return frame
 
     async def until(self, kind: str, timeout: float = 5, **match: Any) -> dict[str, Any]:

@@ -163,6 +163,9 @@ def test_expired_sessions_are_not_resumed(user_factory: Any, settings: Any) -> N
     with pytest.raises(SessionEnded) as info:
         _store(owner, session.id)
     assert info.value.status == "expired"
+    # Marked so by the store itself (not rolled back with its transaction).
+    assert ChatSession.objects.get(pk=session.id).status == "expired"
+    assert ChatSession.objects.get(pk=session.id).closed_at is not None
     fresh = open_session_sync(owner, language="pt-br")
     assert fresh.id != session.id
     assert fresh.new
@@ -206,3 +209,25 @@ def test_new_sessions_use_the_site_resolvers(user_factory: Any, settings: Any) -
     assert state.user_type == "provider"
     # Profile facts are kept without personal data (the e-mail is dropped).
     assert state.context == {"user": {"first_name": "Ana", "city": "Recife"}}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_open_session_returns_the_one_another_tab_created_meanwhile(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One active session per owner: a create that loses the race returns the winner's."""
+    from sophie_chat.conversation import store
+
+    visitor = Owner(visitor_key="v" * 32)
+    winner = ChatSession.objects.create(visitor_key="v" * 32)
+    real = store._active_session
+    calls: list[int] = []
+
+    def missed_it(owner: Owner) -> Any:
+        calls.append(1)
+        return None if len(calls) == 1 else real(owner)  # the lookup ran before the insert
+
+    monkeypatch.setattr(store, "_active_session", missed_it)
+    state = open_session_sync(visitor, language="pt-br")
+    assert (state.id, state.new) == (winner.id, False)
+    assert ChatSession.objects.count() == 1

@@ -82,7 +82,8 @@ class ChatClient:
                 delay = min(delay * 2, 0.5)
         self.connects += 1
         self.frames.append(session)
-        self.session_id = session["session_id"]
+        # Null until the first message creates the session (its own frame sets it then).
+        self.session_id = session["session_id"] or self.session_id
         for message in session["messages"]:
             self._merge(message)
         await self._raw_send({"type": "resume", "after_seq": self._resume_from()})
@@ -217,7 +218,14 @@ class ChatClient:
 
     def _handle(self, frame: dict[str, Any]) -> None:
         kind = frame["type"]
-        if kind == "ack":
+        if kind == "session":
+            # The first message creates the session: its frame comes before the ack. (A session
+            # frame of another session, after a close, would start a new transcript; these
+            # suites never close.)
+            self.session_id = frame["session_id"] or self.session_id
+            for message in frame["messages"]:
+                self._merge(message)
+        elif kind == "ack":
             self.acks.setdefault(frame["id"], []).append(frame["seq"])
             text = self.outbox.pop(frame["id"], None) or self.sent.get(frame["id"], "")
             self.transcript.setdefault(

@@ -172,12 +172,24 @@ async def _open(port: int, key: str) -> Tab:
 @pytest.mark.slow  # 15 to 45 s on a shared 2-core machine: mostly migrations and server start
 async def test_two_tabs_on_two_processes_see_every_delta(servers: tuple[list[int], str]) -> None:
     ports, key = servers
+    import uuid
+
     tab1, tab2 = await _open(ports[0], key), await _open(ports[1], key)
     try:
-        assert tab1.frames[0]["session_id"] == tab2.frames[0]["session_id"]
+        # No session before the first message; the one it creates is followed by the tab on
+        # the other process (the owner's group, over Redis).
+        assert tab1.frames[0]["session_id"] is tab2.frames[0]["session_id"] is None
+        first = str(uuid.uuid4())
+        await tab1.ws.send(json.dumps({"type": "message", "id": first, "text": "zero"}))
+        created = await tab1.until("session")
+        assert (await tab1.until("ack", id=first))["seq"] == 1
+        joined = await tab2.until("session", session_id=created["session_id"])
+        assert joined["messages"][0]["id"] == first
+        done = await tab1.until("assistant.done", seq=2)
+        answer = [m for m in joined["messages"] if m["seq"] == 2]
+        if not (answer and answer[0]["status"] == "complete"):  # joined while it streamed
+            assert (await tab2.until("assistant.done", seq=2)) == done
         await asyncio.sleep(0.3)  # the hello/here exchange crosses Redis
-        import uuid
-
         for sender, watcher, text in (
             (tab1, tab2, "um"),
             (tab2, tab1, "dois"),

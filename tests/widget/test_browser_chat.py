@@ -352,3 +352,61 @@ def test_a_fallback_answer_says_the_assistant_is_in_reduced_mode(
         expect(note).to_contain_text("modo reduzido")
     finally:
         openai_process.configure(status=200)
+
+
+def _visitor_sessions(page: Any, chat_server: ChatServer) -> int:
+    key = next(c["value"] for c in page.context.cookies() if c["name"] == "sessionid")
+    rows = chat_server.query(
+        "SELECT count(*) FROM sophie_chat_chatsession WHERE visitor_key = ?", key
+    )
+    return int(rows[0][0])
+
+
+def test_a_visitor_who_never_writes_leaves_no_chat_session(
+    page: Any, chat_server: ChatServer
+) -> None:
+    page.goto(chat_server.url())
+    open_chat(page)
+    expect(page.locator(".sc-greeting")).to_be_visible()
+    page.goto(chat_server.url("/widget-test/other/"))  # the open widget connects again
+    expect(page.locator(".sc-status")).to_have_attribute("data-state", "online")
+    assert page.evaluate("JSON.parse(sessionStorage['sophie-chat:v1']).sessionId") is None
+    assert _visitor_sessions(page, chat_server) == 0
+    # The first message creates the session; from then on the visitor is a returning one.
+    ask(page, "Primeira mensagem")
+    expect(answers(page)).to_have_count(1)
+    assert _visitor_sessions(page, chat_server) == 1
+    assert page.evaluate("JSON.parse(sessionStorage['sophie-chat:v1']).sessionId")
+    page.reload()
+    expect(page.locator(".sc-items .sc-msg")).to_have_count(2)
+    expect(page.locator(".sc-greeting")).to_be_hidden()
+
+
+def test_a_tab_showing_an_ended_chat_follows_the_next_one(
+    page: Any, chat_server: ChatServer, openai_process: OpenAIProcess
+) -> None:
+    openai_process.configure(content="@echo", tokens_per_second=30, ttft=0.1)
+    page.goto(chat_server.url())
+    open_chat(page)
+    other = page.context.new_page()  # same visitor, opened before the first message
+    other.goto(chat_server.url("/widget-test/other/"))
+    open_chat(other)
+    ask(page, "Primeira conversa")
+    for tab in (page, other):
+        expect(answers(tab)).to_have_count(1)
+    page.get_by_role("button", name="Encerrar conversa").click()
+    page.get_by_role("button", name="Encerrar", exact=True).click()
+    for tab in (page, other):  # both show the rating form of the ended chat
+        expect(tab.get_by_role("radio", name="1 de 5 estrelas")).to_be_visible()
+    page.get_by_role("button", name="Pular").click()
+    page.get_by_role("button", name="Iniciar uma nova conversa").click()
+    ask(page, "Segunda conversa")
+    # The other tab drops the ended chat and its rating form, and shows the new one.
+    for tab in (page, other):
+        expect(tab.locator(".sc-items .sc-user .sc-body")).to_have_text(["Segunda conversa"])
+        expect(answers(tab)).to_have_count(1)
+        expect(tab.locator("#sc-input")).to_be_visible()
+        expect(tab.get_by_role("radio", name="1 de 5 estrelas")).to_be_hidden()
+    seqs = other.locator(".sc-items .sc-msg").evaluate_all("els => els.map(e => +e.dataset.seq)")
+    assert seqs == [1, 2]
+    assert _visitor_sessions(page, chat_server) == 2

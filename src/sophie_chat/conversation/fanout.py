@@ -6,11 +6,16 @@ session is known (``chat.hello`` / ``chat.here`` / ``chat.bye`` keep each socket
 or after the asking socket has gone (a reconnecting tab may be on any worker). A single tab
 therefore costs no channel-layer traffic per token. See docs/protocol.rst, "Tabs, workers and
 fan-out", for the measured difference.
+
+Every socket also joins its owner's group (:func:`owner_group`) on connect. A session is created
+by its first message; the socket that created it announces it there (``chat.session``), and the
+owner's other sockets open it, so tabs opened before the first message follow the conversation.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any
@@ -21,9 +26,25 @@ from channels.utils import await_many_dispatch
 
 from sophie_chat import protocol
 from sophie_chat.conversation import service
+from sophie_chat.conversation.types import Owner
 from sophie_chat.logging import get_logger
 
 logger = get_logger(__name__)
+
+
+def session_group(session_id: uuid.UUID) -> str:
+    """The channel-layer group of a session's sockets."""
+    return f"sophie-chat.{session_id.hex}"
+
+
+def owner_group(owner: Owner) -> str:
+    """The channel-layer group of every socket of one owner, whatever their session.
+
+    Named by a hash: a group name ends up in Redis keys, and a visitor key is the Django
+    session key, a secret. 128 bits of SHA-256 keep distinct owners apart.
+    """
+    key = f"user:{owner.user_id}" if owner.user_id is not None else f"visitor:{owner.visitor_key}"
+    return f"sophie-chat-owner.{hashlib.sha256(key.encode()).hexdigest()[:32]}"
 
 
 class SessionFanout:
@@ -33,6 +54,7 @@ class SessionFanout:
     channel_name: str
     connected: bool
     group: str
+    owner_group: str
     peers: set[str]
     ended: str | None
     worker: service.ReplyWorker
@@ -44,6 +66,8 @@ class SessionFanout:
         ) -> None: ...
 
         async def send_frame(self, frame: dict[str, Any]) -> None: ...
+
+        async def _follow(self, session_id: uuid.UUID) -> None: ...
 
     channel_layer_alias: str
     scope: Any
@@ -81,6 +105,8 @@ class SessionFanout:
         while True:
             try:
                 if failed:
+                    if self.owner_group:
+                        await self.channel_layer.group_add(self.owner_group, self.channel_name)
                     if self.group:
                         await self.channel_layer.group_add(self.group, self.channel_name)
                         await self.channel_layer.group_send(
@@ -106,15 +132,49 @@ class SessionFanout:
             logger.warning("channel_layer_failed", op=method, error=type(exc).__name__)
 
     async def _join(self, session_id: uuid.UUID) -> None:
+        """Move to the session's group and greet its other sockets.
+
+        No ``chat.bye`` to the group left behind: a socket moves only when its session is over
+        (the owner has one active session, and this socket is joining it), and the other
+        sockets of that session move too when they hear of the new one (``chat.session``),
+        which empties their set of peers.
+        """
         if self.group:
-            await self._layer(
-                "group_send", self.group, {"type": "chat.bye", "sender": self.channel_name}
-            )
             await self._layer("group_discard", self.group, self.channel_name)
-        self.group, self.peers = f"sophie-chat.{session_id.hex}", set()
+        self.group, self.peers = session_group(session_id), set()
         await self._layer("group_add", self.group, self.channel_name)
         await self._layer(
             "group_send", self.group, {"type": "chat.hello", "sender": self.channel_name}
+        )
+
+    async def _enter_created(self, session_id: uuid.UUID, left: str) -> None:
+        """Join the group of the session this socket's message has just created; announce it.
+
+        Called after the ``ack`` went out and the answer was handed to the worker, so none of
+        this delays the first delta. ``self.group`` is already the new group (the answer's
+        frames are addressed to it); ``left`` is the group of the session this socket had.
+
+        No ``chat.hello`` here: ``chat.session`` does its work. A socket that can be in the new
+        group belongs to the same owner (only the owner's frames reach a session), so it joined
+        the owner's group on connect, before the lookup that could find the session; it gets
+        ``chat.session`` after this ``group_add``. Sockets that already joined (a connect that
+        found the session just after it was committed, or a tab whose own racing first message
+        went into it) answer it like a hello, with ``chat.here``; the others open the session,
+        join and say hello, which reaches this socket since it is a member by then. Either way
+        both ends learn of each other, as a hello would have made them.
+        """
+        if left and left != self.group:
+            await self._layer("group_discard", left, self.channel_name)
+        await self._layer("group_add", self.group, self.channel_name)
+        await self._layer(
+            "group_send",
+            self.owner_group,
+            {
+                "type": "chat.session",
+                "sender": self.channel_name,
+                "group": self.group,
+                "session_id": session_id.hex,
+            },
         )
 
     async def _deliver(self, frame: dict[str, Any], group: str) -> None:
@@ -128,11 +188,17 @@ class SessionFanout:
             await self._layer(
                 "group_send",
                 group,
-                {"type": "chat.frame", "frame": frame, "sender": self.channel_name},
+                {"type": "chat.frame", "frame": frame, "sender": self.channel_name, "group": group},
             )
 
     async def chat_frame(self, event: dict[str, Any]) -> None:
-        if event.get("sender") != self.channel_name:
+        # A frame of the session this socket has just left (it was sent before the group was)
+        # would land in the next session's transcript. Events without a group come from
+        # workers of an earlier version.
+        if (
+            event.get("sender") != self.channel_name
+            and event.get("group", self.group) == self.group
+        ):
             await self.send_frame(event["frame"])
 
     async def chat_hello(self, event: dict[str, Any]) -> None:
@@ -150,6 +216,29 @@ class SessionFanout:
 
     async def chat_bye(self, event: dict[str, Any]) -> None:
         self.peers.discard(event["sender"])
+
+    async def chat_session(self, event: dict[str, Any]) -> None:
+        """Another socket of this owner created a session with its first message.
+
+        A member of that session already (see :meth:`_enter_created`) takes it as a hello. Any
+        other socket opens it: the owner has one active session, so this socket's own one is
+        over, or it had none.
+        """
+        if event.get("sender") == self.channel_name or not self.connected:
+            return
+        if event.get("group") == self.group:
+            self.peers.add(event["sender"])
+            await self._layer(
+                "send",
+                event["sender"],
+                {"type": "chat.here", "sender": self.channel_name, "group": self.group},
+            )
+            return
+        try:
+            session_id = uuid.UUID(hex=str(event.get("session_id")))
+        except ValueError:
+            return
+        await self._follow(session_id)
 
     async def chat_closed(self, event: dict[str, Any]) -> None:
         if event.get("sender") != self.channel_name and event.get("group") == self.group:
@@ -174,3 +263,5 @@ class SessionFanout:
                 "group_send", self.group, {"type": "chat.bye", "sender": self.channel_name}
             )
             await self._layer("group_discard", self.group, self.channel_name)
+        if self.owner_group:
+            await self._layer("group_discard", self.owner_group, self.channel_name)

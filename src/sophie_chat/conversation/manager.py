@@ -92,6 +92,39 @@ class ChatManager:
 
     @staticmethod
     @db_unit
+    def open_active(
+        owner: Owner,
+        session_id: uuid.UUID,
+        page_size: int,
+        auth: tuple[str, int] | None = None,
+    ) -> tuple[SessionState | None, list[dict[str, Any]], bool]:
+        """The owner's session if it is active, with its last page; (None, [], False) if not.
+
+        For a socket that follows a session another tab created: one unit, after the socket
+        joined the session's group. With ``auth`` (Django session key, user id) it raises
+        :class:`LoggedOut` first if that Django session no longer logs the user in: a tab
+        logged out meanwhile must not be shown a conversation started elsewhere.
+        """
+        if auth is not None and not still_logged_in(*auth):
+            raise LoggedOut
+        session = ChatSession.objects.filter(owner.q(), pk=session_id, status=ACTIVE).first()
+        if session is None:
+            return None, [], False
+        rows = list(_owned(owner, session_id).order_by("-seq")[: page_size + 1])
+        settle_dead_replies_sync(rows)
+        state = SessionState(
+            id=session.id,
+            status=session.status,
+            user_type=session.user_type,
+            language=session.language,
+            context=session.context or {},
+            last_seq=session.last_seq,
+        )
+        messages = [message_dict(m) for m in reversed(rows[:page_size])]
+        return state, messages, len(rows) > page_size
+
+    @staticmethod
+    @db_unit
     def messages_after(
         owner: Owner, session_id: uuid.UUID, after_seq: int
     ) -> tuple[list[dict[str, Any]], bool]:

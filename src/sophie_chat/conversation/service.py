@@ -26,6 +26,7 @@ from sophie_chat.ai import pipeline
 from sophie_chat.ai.base import Delta, HistoryItem, Reply, Turn
 from sophie_chat.conf import get_config
 from sophie_chat.conversation import escalation, intents
+from sophie_chat.conversation.creation import NewSession, create_with_message_sync
 from sophie_chat.conversation.manager import (
     LoggedOut,
     Owner,
@@ -186,21 +187,37 @@ def _accept_message_sync(
     context: dict[str, Any] | None,
     language: str,
     auth: tuple[str, int] | None,
+    new: NewSession | None = None,
     intent: str | None = None,
 ) -> tuple[str, StoredMessage]:
     if auth is not None and not still_logged_in(*auth):
         raise LoggedOut
     if intent is None:
         intent = intents.classify(text, language)
-    stored = store_user_message_sync(
-        owner,
-        session_id,
-        client_id=client_id,
-        text=text,
-        metadata=_message_metadata(intent, page),
-        context=context,
-        history_size=int(get_config()["HISTORY_MESSAGES_FOR_MODEL"]),
-    )
+    metadata = _message_metadata(intent, page)
+    history_size = int(get_config()["HISTORY_MESSAGES_FOR_MODEL"])
+    if session_id is None:
+        if new is None:
+            raise ValueError("a message without a session needs the NewSession to create")
+        stored = create_with_message_sync(
+            owner,
+            new,
+            client_id=client_id,
+            text=text,
+            metadata=metadata,
+            context=context,
+            history_size=history_size,
+        )
+    else:
+        stored = store_user_message_sync(
+            owner,
+            session_id,
+            client_id=client_id,
+            text=text,
+            metadata=metadata,
+            context=context,
+            history_size=history_size,
+        )
     return intent, stored
 
 
@@ -212,6 +229,8 @@ def _message_metadata(intent: str, page: dict[str, Any] | None) -> dict[str, Any
 
 
 #: One database unit: logout check, intent, dedup, seq reservation, both rows, model history.
+#: Without a session (``session_id`` None) the unit creates it with the message: the history is
+#: then empty and not read.
 _accept_unit = db_unit(_accept_message_sync)
 _history_unit = db_unit(history_rows)
 
@@ -226,13 +245,15 @@ async def accept_message(
     context: dict[str, Any] | None,
     language: str,
     auth: tuple[str, int] | None,
+    new: NewSession | None = None,
     intent: str | None = None,
 ) -> tuple[str, StoredMessage]:
     """Store a user message and its answer's placeholder; return its intent and what was stored.
 
     On PostgreSQL the store is one statement on the event loop (:mod:`sophie_chat.aiodb`);
     otherwise, for a logged-in user (whose session must still log them in: Django's session and
-    auth code) and on the rare paths (a resend, an ended session, a racing writer), it is one
+    auth code), for the message that creates its session (``session_id`` None, ``new`` its
+    settings) and on the rare paths (a resend, an ended session, a racing writer), it is one
     database unit.
     """
     unit = functools.partial(
@@ -245,9 +266,10 @@ async def accept_message(
         context=context,
         language=language,
         auth=auth,
+        new=new,
         intent=intent,
     )
-    if auth is not None or not aiodb.enabled():
+    if auth is not None or session_id is None or not aiodb.enabled():
         return await unit()
     if intent is None:
         intent = intents.classify(text, language)

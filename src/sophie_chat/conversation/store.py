@@ -43,6 +43,7 @@ def open_session_sync(
     language: str,
     notice: str | None = None,
     with_messages: bool = True,
+    create: bool = True,
 ) -> SessionState:
     """Return the owner's active session (with its last page), or start a new one.
 
@@ -51,6 +52,11 @@ def open_session_sync(
     left to a later read (:meth:`ChatManager.history`, which settles the placeholders it
     returns), made after joining the session's group so that nothing falls between the read and
     the live stream.
+
+    With ``create=False`` (what a connecting socket asks) no session is started: the state has
+    ``id`` None and what the session that the first message creates will be made of (user type,
+    language, the profile facts of ``USER_CONTEXT_PROVIDER``). See
+    :mod:`sophie_chat.conversation.creation`.
     """
     config = get_config()
     now = timezone.now()
@@ -72,13 +78,33 @@ def open_session_sync(
         user_context: dict[str, Any] = {}
         if user is not None:
             user_context = user_info.get_user_context(user)
-        session = ChatSession.objects.create(
-            user_id=owner.user_id,
-            visitor_key="" if owner.user_id is not None else owner.visitor_key,
-            user_type=user_info.get_user_type(user),
-            language=language,
-            context={"user": user_context} if user_context else {},
-        )
+        user_type = user_info.get_user_type(user)
+        context = {"user": user_context} if user_context else {}
+        if not create:
+            return SessionState(
+                id=None,
+                status=ACTIVE,
+                user_type=user_type,
+                language=language,
+                context=context,
+                last_seq=0,
+                new=True,
+                notice=notice,
+            )
+        try:
+            with transaction.atomic():
+                session = ChatSession.objects.create(
+                    user_id=owner.user_id,
+                    visitor_key="" if owner.user_id is not None else owner.visitor_key,
+                    user_type=user_type,
+                    language=language,
+                    context=context,
+                )
+        except IntegrityError:
+            # Another tab created one since the lookup (one active session per owner).
+            return open_session_sync(
+                owner, user=user, language=language, with_messages=with_messages
+            )
         return SessionState(
             id=session.id,
             status=session.status,
@@ -191,6 +217,10 @@ def settle_dead_replies_sync(rows: list[ChatMessage]) -> None:
         m.metadata = merged
 
 
+class _NotActive(Exception):
+    """The session to store into is not active (any more); why is decided out of the unit."""
+
+
 def _reserve_sql(with_context: bool) -> str:
     table = connection.ops.quote_name(ChatSession._meta.db_table)
     context = ", context = %s" if with_context else ""
@@ -261,7 +291,8 @@ def store_user_message_sync(
                 cursor.execute(_reserve_sql(context is not None), params)
                 row = cursor.fetchone()
             if row is None:
-                raise SessionEnded(_why_not_active(owner, session_id, cutoff))
+                # Decided after the transaction: raising inside it would roll back the expiry.
+                raise _NotActive
             last_seq, ctx, language, user_type = row
             user_msg, _ = ChatMessage.objects.bulk_create(
                 [
@@ -282,6 +313,8 @@ def store_user_message_sync(
                 rows = history_rows(session_id, last_seq, history_size)
                 history = [(sender, content) for sender, content, _meta in reversed(rows)]
                 degraded_in_a_row = _degraded_in_a_row(rows)
+    except _NotActive:
+        raise SessionEnded(_why_not_active(owner, session_id, cutoff)) from None
     except IntegrityError:
         # A resend of a stored message (reconnect, second tab): acknowledge it again.
         existing = ChatMessage.objects.get(session_id=session_id, client_id=uuid.UUID(client_id))

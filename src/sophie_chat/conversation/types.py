@@ -46,7 +46,11 @@ class Owner:
 
 @dataclass
 class SessionState:
-    id: uuid.UUID
+    """The owner's session as a socket opens it. ``id`` is None when the owner has no active
+    session: the socket's first message creates one (with ``user_type``, ``language`` and
+    ``context`` resolved here)."""
+
+    id: uuid.UUID | None
     status: str
     user_type: str
     language: str
@@ -72,6 +76,11 @@ class StoredMessage:
     language: str = ""
     user_type: str = ""
     consecutive_fallbacks: int = 0  # degraded answers in a row just before this message
+    # Set by the first message's path (conversation/creation.py): the session it went into,
+    # whether it created that session, and why an older one was replaced ("expired").
+    session_id: uuid.UUID | None = None
+    created: bool = False
+    notice: str | None = None
 
 
 def message_dict(message: ChatMessage) -> dict[str, Any]:

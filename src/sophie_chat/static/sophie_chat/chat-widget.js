@@ -79,7 +79,7 @@ export class ChatWidget {
       support: config.support,
       onLink: (seq, url) => this.conn.send({ type: "link", message_seq: seq, url }),
       onAssistant: (seq) => this.arrived(seq),
-      onSession: () => this.sessionReady(),
+      onSession: (frame, moved) => this.sessionReady(frame, moved),
       onLimits: (limits) => this.limits(limits),
       onError: (frame, msg) => this.error(frame, msg),
       onCount: () => this.win.setEndable(this.conversation.bySeq.size > 0),
@@ -197,8 +197,17 @@ export class ChatWidget {
     this.win.setEndable(false);
   }
 
-  sessionReady() {
-    this.conn.send({ type: "page", ...this.pageInfo() });
+  /** @param {object} frame  the session frame  @param {boolean} moved  another chat now */
+  sessionReady(frame, moved) {
+    if (moved) {
+      // A new chat replaced the one shown (another tab started it, or it expired): the
+      // rating form of the old chat would rate the new one.
+      this.ended = false;
+      this.win.reopen();
+    }
+    // A session created by this tab's first message already has the page: the message
+    // carried it.
+    if (!(frame.new && frame.session_id)) this.conn.send({ type: "page", ...this.pageInfo() });
     for (const frame of this.later || []) this.conn.send(frame);
     if (this.later?.length) this.win.showNotice("");
     this.later = [];

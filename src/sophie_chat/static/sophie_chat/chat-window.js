@@ -278,11 +278,16 @@ export class ChatWindow {
     this.rating.show();
   }
 
-  /** Back to an empty conversation, ready for a new one. */
-  restart() {
+  /** The composer back in place of the rating form (the chat goes on in a new session). */
+  reopen() {
     this.rating.hide();
     this.confirm.hidden = true;
     this.composer.hidden = false;
+  }
+
+  /** Back to an empty conversation, ready for a new one. */
+  restart() {
+    this.reopen();
     this.items.replaceChildren();
     this.greeting.hidden = false;
     this.showNotice("");

@@ -15,6 +15,9 @@ export class Conversation {
     this.hasMore = false;
     this.loadingOlder = false;
     this.streaming = null;
+    // The session whose transcript is shown (null: none yet). Kept after `closed`, which
+    // forgets the stored id: the closed chat stays on screen until another one replaces it.
+    this.current = ctx.store.get("sessionId");
   }
 
   get seenSeq() {
@@ -122,13 +125,18 @@ export class Conversation {
     if (handler) handler.call(this, frame);
   }
 
+  /** The session frame: on connect (``session_id`` null until the first message creates the
+   *  session), in answer to the first message (before its ack), and when another tab started
+   *  a new session that this one follows. */
   on_session(frame) {
-    const previous = this.ctx.store.get("sessionId");
+    const id = frame.session_id ?? null;
     const fresh = frame.notice === "expired" || frame.notice === "closed";
-    const switched = previous && frame.session_id && previous !== frame.session_id;
+    // Another session than the one shown, or none at all any more: its seqs start again at 1.
+    const switched = Boolean(this.current) && this.current !== id;
     if (fresh || switched) this.reset();
     if (frame.notice === "expired") this.win.showNotice(this.ctx.t("expired"));
-    this.ctx.store.set("sessionId", frame.session_id ?? null);
+    this.current = id;
+    this.ctx.store.set("sessionId", id);
     if (frame.limits) this.ctx.onLimits(frame.limits);
     for (const data of frame.messages || []) this.merge(data);
     this.hasMore = Boolean(frame.has_more);
@@ -137,7 +145,7 @@ export class Conversation {
       this.ctx.conn.send({ type: "resume", after_seq: this.seenSeq });
     }
     this.win.greeting.hidden = this.win.items.children.length > 0;
-    this.ctx.onSession(frame);
+    this.ctx.onSession(frame, fresh || switched);
   }
 
   /** Forget the transcript but keep messages still waiting for their acknowledgement. */
@@ -148,6 +156,7 @@ export class Conversation {
       if (msg.id) this.byId.delete(msg.id);
     }
     this.ctx.store.update({ seenSeq: 0, readSeq: 0 });
+    this.current = null;
     this.streaming = null;
     this.win.setTyping(false);
     this.win.setStreaming(false);
