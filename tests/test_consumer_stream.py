@@ -727,5 +727,29 @@ async def test_the_knowledge_lookup_runs_while_the_message_is_stored(
     _ack, done = await c.turn("quanto custa uma diarista?")
     assert done["status"] == "complete"
     assert prepared == ["quanto custa uma diarista?"]
-    # The answer was given the knowledge found beside the store (no second lookup).
-    assert isinstance(fake_ai.turns[-1].extra.get("knowledge"), list)
+    # The answer is given the lookup started beside the store (the pipeline takes it).
+    ahead = fake_ai.turns[-1].extra.get("prepared")
+    assert ahead is not None
+    assert isinstance((await ahead).context.entries, list)
+
+
+async def test_failing_counters_cost_neither_the_answer_nor_the_escalation(
+    chat: Any, make_user: Any, fake_ai: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = service.recorder.turn_statements
+
+    def counters_refused(session_id: Any, reply_meta: Any) -> list[tuple[str, list[Any]]]:
+        _counts, *flag = real(session_id, reply_meta)
+        return [("INSERT INTO sophie_chat_no_such_table (x) VALUES (%s)", [1]), *flag]
+
+    monkeypatch.setattr(service.recorder, "turn_statements", counters_refused)
+    c = await chat(user=await make_user())
+    _ack, done = await c.turn("quero falar com um atendente humano agora")
+    assert done["escalation"]["reason"] == "human_request"
+    session_id = c.session["session_id"] or done.get("session_id")
+    stored = await database_sync_to_async(
+        lambda: ChatSession.objects.get(messages__seq=2, messages__content=done["text"])
+    )()
+    assert stored.escalated
+    assert stored.escalation_reason == "human_request"
+    assert session_id is None or str(stored.pk) == session_id

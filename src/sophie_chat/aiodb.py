@@ -11,10 +11,12 @@ site's code, SQLite and other databases) keeps running in database units.
 
 The connections are made from ``DATABASES["default"]`` as Django would make them (name, user,
 password, host, port, ``OPTIONS`` such as ``sslmode``, ``assume_role`` and
-``prepare_threshold``), in autocommit mode, at most ``DB_THREADS`` per event loop. They are not
-Django's: no signals, no ``ATOMIC_REQUESTS``, no query logging; the statements run here are
-written so that they need none of it. Errors come out as Django's (``IntegrityError``,
-``DatabaseError``...), so callers handle both paths alike.
+``prepare_threshold``, Django's time zone), in autocommit mode, at most ``DB_THREADS`` per event
+loop. They are not Django's: no ``connection_created`` signal, no ``ATOMIC_REQUESTS``, no query
+logging; the statements run here need none of it. Only Django's own PostgreSQL backend is used
+this way (a backend that subclasses it, for a schema per tenant say, keeps database units).
+Errors come out as Django's (``IntegrityError``, ``DatabaseError``...), so callers handle both
+paths alike.
 
 ``ASYNC_DATABASE`` (``"auto"``, the default) turns this on where it can work; ``"off"`` keeps
 every statement in database units.
@@ -47,13 +49,18 @@ except ImportError:  # pragma: no cover - psycopg2 or no PostgreSQL driver at al
     pg_sql = None  # type: ignore[assignment]
 
 
+STOCK_ENGINE = "django.db.backends.postgresql"
+
+
 def enabled(alias: str = DEFAULT_DB_ALIAS) -> bool:
     """Whether the hot path's statements run on the event loop (see the module's docstring)."""
     if get_config()["ASYNC_DATABASE"] == "off" or psycopg is None:
         return False
     connection = connections[alias]
     driver = getattr(getattr(connection, "Database", None), "__name__", "")
-    if connection.vendor != "postgresql" or driver != "psycopg":
+    # Django's own backend only: a subclass may set its connections up in ways these cannot
+    # follow (a schema per tenant, say).
+    if connection.settings_dict.get("ENGINE") != STOCK_ENGINE or driver != "psycopg":
         return False
     # Inside a transaction of the caller's thread (a test case's, a management command's),
     # rows written by another connection would not be seen: units only.
@@ -96,11 +103,20 @@ class _Pool:
         self.all: weakref.WeakSet[Any] = weakref.WeakSet()
 
     async def _connect(self) -> Any:
-        params = connection_params(self.alias)
-        conn = await psycopg.AsyncConnection.connect(**params)
-        role = (connections[self.alias].settings_dict.get("OPTIONS") or {}).get("assume_role")
-        if role:
-            await conn.execute(pg_sql.SQL("SET ROLE {}").format(pg_sql.Identifier(role)))
+        django_connection = connections[self.alias]
+        conn = await psycopg.AsyncConnection.connect(**connection_params(self.alias))
+        try:
+            # As Django sets up its own connections: its time zone (naive datetimes with
+            # USE_TZ = False are read in it) and the role to assume, if any.
+            timezone_name = django_connection.timezone_name
+            if timezone_name and conn.info.parameter_status("TimeZone") != timezone_name.encode():
+                await conn.execute("SELECT set_config('TimeZone', %s, false)", [timezone_name])
+            role = (django_connection.settings_dict.get("OPTIONS") or {}).get("assume_role")
+            if role:
+                await conn.execute(pg_sql.SQL("SET ROLE {}").format(pg_sql.Identifier(role)))
+        except BaseException:
+            await _discard(conn)
+            raise
         self.all.add(conn)
         return conn
 
@@ -117,14 +133,18 @@ class _Pool:
                 conn = await self._connect()
             try:
                 yield conn
-            except BaseException:
-                # A cancelled or failed statement may leave the connection mid-protocol.
-                await _discard(conn)
-                raise
-            if conn.broken or conn.closed:
-                await _discard(conn)
-            else:
+            except BaseException as exc:
+                # A cancelled statement may leave the connection mid-protocol; one the server
+                # refused (a resend's unique violation, say) leaves it ready for the next.
+                if not isinstance(exc, psycopg.Error) or not _reusable(conn):
+                    await _discard(conn)
+                    raise
                 self.idle.append(conn)
+                raise
+            if _reusable(conn):
+                self.idle.append(conn)
+            else:
+                await _discard(conn)
 
     async def drop_idle(self) -> None:
         idle, self.idle = self.idle, []
@@ -135,6 +155,18 @@ class _Pool:
         await self.drop_idle()
         for conn in list(self.all):
             await _discard(conn)
+
+
+def _reusable(conn: Any) -> bool:
+    if conn.closed or conn.broken:
+        return False
+    return bool(conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE)
+
+
+def _connection_lost(exc: BaseException, conn: Any) -> bool:
+    """Whether ``exc`` says the connection is gone (not that the server refused the statement:
+    a statement or lock timeout, a deadlock and the like carry an SQLSTATE and leave it usable)."""
+    return getattr(exc, "sqlstate", None) is None or conn is None or bool(conn.broken)
 
 
 async def _discard(conn: Any) -> None:
@@ -190,23 +222,35 @@ def _as_django_error(exc: BaseException) -> BaseException:
 
 
 async def run(
-    work: Callable[[Any], Awaitable[T]], *, alias: str = DEFAULT_DB_ALIAS, retry: bool = False
+    work: Callable[[Any], Awaitable[T]],
+    *,
+    alias: str = DEFAULT_DB_ALIAS,
+    retry: bool = False,
+    on_retry: Callable[[], None] | None = None,
 ) -> T:
     """``await work(connection)`` on one of this loop's connections; Django's exceptions out.
 
-    ``retry``: the work is idempotent, so a connection found dead on use (the server restarted
-    since it was opened) is replaced and the work run once more on a new one.
+    ``retry``: the work may run twice, so when the connection turns out to be gone (the server
+    restarted or dropped it since it was opened) it is run once more on a new connection, and
+    ``on_retry`` is told. A connection lost after the server committed, before its answer came
+    back, means the work ran twice: callers whose work is refused the second time (a message's
+    client id) handle it.
     """
     pool = _pool(alias)
     for attempt in (1, 2):
-        fresh = attempt == 2
+        used: Any = None
         try:
-            async with pool.connection(fresh=fresh) as conn:
+            async with pool.connection(fresh=attempt == 2) as conn:
+                used = conn
                 return await work(conn)
         except psycopg.OperationalError as exc:
+            if not _connection_lost(exc, used):
+                raise _as_django_error(exc) from exc
             await pool.drop_idle()  # its neighbours are likely dead too
             if attempt == 1 and retry:
                 logger.info("async_db_reconnect", error=type(exc).__name__)
+                if on_retry is not None:
+                    on_retry()
                 continue
             raise _as_django_error(exc) from exc
         except psycopg.Error as exc:
@@ -215,7 +259,12 @@ async def run(
 
 
 async def fetchone(
-    sql: str, params: Sequence[Any], *, alias: str = DEFAULT_DB_ALIAS, retry: bool = False
+    sql: str,
+    params: Sequence[Any],
+    *,
+    alias: str = DEFAULT_DB_ALIAS,
+    retry: bool = False,
+    on_retry: Callable[[], None] | None = None,
 ) -> tuple[Any, ...] | None:
     """One statement's first row (``None`` when it returns none)."""
 
@@ -228,7 +277,7 @@ async def fetchone(
             _observe(sql, started)
         return row
 
-    return await run(work, alias=alias, retry=retry)
+    return await run(work, alias=alias, retry=retry, on_retry=on_retry)
 
 
 def as_one(statements: Sequence[tuple[str, Sequence[Any]]]) -> tuple[str, list[Any]]:

@@ -58,4 +58,7 @@ async def gather(turn: Turn) -> TurnContext:
     given = turn.extra.get("knowledge")
     if isinstance(given, list):
         return TurnContext(entries=list(given), services=list(turn.extra.get("services") or []))
-    return await db_unit(gather_sync)(turn)
+    return await _gather_unit(turn)
+
+
+_gather_unit = db_unit(gather_sync)

@@ -82,6 +82,24 @@ def _retry_delay(exc: BaseException, kind: str, attempt: int, deadline: float) -
     return delay
 
 
+async def _take_prepared(turn: Turn) -> None:
+    """Use what :func:`prepare` found ahead (``turn.extra["prepared"]``, an awaitable of a
+    :class:`Prepared` for this turn's inputs): its knowledge, and its cache read."""
+    ahead = turn.extra.pop("prepared", None)
+    if ahead is None:
+        return
+    try:
+        found: Prepared = await ahead  # a stop or a deadline cancels it with this turn
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        logger.warning("prepared_lookup_failed", session=turn.session_id)
+        return
+    turn.extra["knowledge"], turn.extra["services"] = found.context.entries, found.context.services
+    if found.cache_lookup is not None:
+        turn.extra["cache_lookup"] = found.cache_lookup
+
+
 async def _replay(text: str) -> AsyncIterator[Delta]:
     for piece in split_words(text):
         yield Delta(piece)
@@ -101,6 +119,7 @@ async def reply(turn: Turn) -> AsyncIterator[Delta | Reply]:
     )
     intent = turn.intent if turn.intent != "other" else classify(turn.text, turn.language)
     turn.intent = intent
+    await _take_prepared(turn)
     ctx = await gather(turn)
     turn.extra["knowledge"], turn.extra["services"] = ctx.entries, ctx.services
     meta: dict[str, Any] = {"intent": intent, "knowledge": [e.get("slug") for e in ctx.entries]}

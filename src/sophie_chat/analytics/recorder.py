@@ -215,7 +215,8 @@ def turn_recorded(
 
 
 def may_alert(reply_meta: dict[str, Any]) -> bool:
-    """Whether counting this turn may raise the AI failure alert (which sends e-mail)."""
+    """Whether counting this turn may raise the AI failure alert (which sends e-mail): a failed
+    model call may tip the failure rate over the threshold (a successful one only lowers it)."""
     return bool(_model_error(reply_meta))
 
 

@@ -10,6 +10,7 @@ then gets with ``resume``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable
@@ -97,15 +98,14 @@ class KnowledgeLookup:
     key: tuple[Any, ...]
     future: asyncio.Future[pipeline.Prepared]
 
-    def result_for(self, turn: Turn) -> pipeline.Prepared | None:
-        """The lookup's result if it was made for ``turn``'s inputs and succeeded, else None."""
+    def for_turn(self, turn: Turn) -> asyncio.Future[pipeline.Prepared] | None:
+        """The lookup if it was made for ``turn``'s inputs (the pipeline awaits it), else None
+        (and it is cancelled)."""
         key = _lookup_key(turn.text, turn.language, turn.user_type, turn.page, turn.intent)
         if self.key != key:
             self.cancel()
             return None
-        if not self.future.done() or self.future.cancelled() or self.future.exception():
-            return None
-        return self.future.result()
+        return self.future
 
     def cancel(self) -> None:
         if not self.future.done():
@@ -144,6 +144,8 @@ def look_up_knowledge(
         user_context=dict(user_context or {}),
     )
     future = asyncio.ensure_future(pipeline.prepare(turn, read_cache=first))
+    # Whoever uses it sees a failure; one nobody awaits (a refused message) is not logged.
+    future.add_done_callback(lambda done: done.cancelled() or done.exception())
     return KnowledgeLookup(_lookup_key(text, language, user_type, page, intent), future)
 
 
@@ -284,11 +286,17 @@ async def accept_message(
         context=context,
         history_size=history_size,
     )
+    retried = []
     try:
         # Safe to run twice: a second run of a stored message is refused by its client id.
-        row = await aiodb.fetchone(sql, params, retry=True)
+        row = await aiodb.fetchone(sql, params, retry=True, on_retry=lambda: retried.append(1))
     except IntegrityError:
-        return await unit()  # a resend: the unit acknowledges the stored message
+        intent, stored = await unit()  # a resend: the unit acknowledges the stored message
+        if retried and stored.duplicate:
+            # The connection died after our own first attempt committed: the message is ours,
+            # stored a moment ago, and still needs its answer (given without its history).
+            stored = dataclasses.replace(stored, duplicate=False)
+        return intent, stored
     if row is None:
         return await unit()  # ended, expired or not the owner's: the unit tells which
     stored = one_statement_result(
@@ -470,22 +478,32 @@ async def end_of_turn(
     answer = finish_reply_statement(job.session_id, job.seq, text=text, metadata=metadata)
     counts, *flag = recorder.turn_statements(job.session_id, metadata)
     try:
-        # The answer, the session's escalation flag and the counters: one round trip.
-        await aiodb.execute(*aiodb.as_one([answer, *flag, counts]))
+        # The answer, the session's escalation flag and the counters: one round trip. Run again
+        # on a new connection if the first was gone (the counters then count once, unless the
+        # connection died just after the commit: a turn counted twice, nothing lost).
+        await aiodb.execute(*aiodb.as_one([answer, *flag, counts]), retry=True)
     except Exception:
-        # All or nothing failed: a failing counter must not cost the stored answer.
-        logger.exception("record_turn_failed", session=str(job.session_id), seq=job.seq)
-        await aiodb.execute(*answer, retry=True)
+        # All or nothing failed: failing counters must not cost the answer or its escalation.
+        logger.exception("turn_store_failed", session=str(job.session_id), seq=job.seq)
+        await aiodb.execute(*aiodb.as_one([answer, *flag]), retry=True)
         return html, decision
     follow_up = functools.partial(
         recorder.turn_recorded, job.session_id, metadata, job.intent, after_commit=_call_now
     )
     if decision or recorder.may_alert(metadata):
-        # Signal receivers, e-mail and the failure alert are the site's code or blocking I/O.
-        _spawn(database_sync_to_async(follow_up)())
+        # Signal receivers, e-mail and the failure alert are the site's code or blocking I/O:
+        # on the chat's threads, not the one Channels and Django's sync views share.
+        _spawn(_follow_up_unit(follow_up))
     else:
         follow_up()
     return html, decision
+
+
+def _run_follow_up(follow_up: Callable[[], None]) -> None:
+    follow_up()
+
+
+_follow_up_unit = db_unit(_run_follow_up)
 
 
 def _call_now(callback: Callable[[], Any], robust: bool = False) -> None:
@@ -514,14 +532,11 @@ async def run_reply(
     await deliver(protocol.assistant_start_frame(job.seq, job.reply_to), job.group)
     turn = build_turn(job, consecutive_fallbacks)
     if job.lookup is not None:
-        with suppress(Exception):
-            await asyncio.wait([job.lookup.future])  # usually done: it ran beside the store
-        found = job.lookup.result_for(turn)
-        if found is not None:
-            turn.extra["knowledge"] = found.context.entries
-            turn.extra["services"] = found.context.services
-            if found.cache_lookup is not None:
-                turn.extra["cache_lookup"] = found.cache_lookup
+        # Usually done by now: it ran beside the store. The pipeline waits for it if not, under
+        # the answer's deadlines and stop, like its own lookup.
+        prepared = job.lookup.for_turn(turn)
+        if prepared is not None:
+            turn.extra["prepared"] = prepared
     control.task = asyncio.ensure_future(_stream(job, turn, deliver, control))
     if control.reason is not None:  # stopped before the task existed: it never starts
         control.task.cancel()
@@ -656,6 +671,8 @@ class ReplyWorker:
             _REPLIES[key] = control
             try:
                 if job.stopped:
+                    if job.lookup is not None:
+                        job.lookup.cancel()
                     await _store_stopped(job, self._deliver)
                     continue
                 if job.queued:  # one UPDATE, only for an answer that had to wait
