@@ -291,12 +291,12 @@ async def accept_message(
         # Safe to run twice: a second run of a stored message is refused by its client id.
         row = await aiodb.fetchone(sql, params, retry=True, on_retry=lambda: retried.append(1))
     except IntegrityError:
-        intent, stored = await unit()  # a resend: the unit acknowledges the stored message
-        if retried and stored.duplicate:
+        intent, again = await unit()  # a resend: the unit acknowledges the stored message
+        if retried and again.duplicate:
             # The connection died after our own first attempt committed: the message is ours,
             # stored a moment ago, and still needs its answer (given without its history).
-            stored = dataclasses.replace(stored, duplicate=False)
-        return intent, stored
+            again = dataclasses.replace(again, duplicate=False)
+        return intent, again
     if row is None:
         return await unit()  # ended, expired or not the owner's: the unit tells which
     stored = one_statement_result(
