@@ -105,7 +105,20 @@ def _insert(
 ) -> StoredMessage | None:
     """Insert the session, the message and the placeholder; None if the owner has an active one."""
     now = timezone.now()
-    session = ChatSession(
+    session = _new_session(owner, new, now)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(*_one_statement(session, client_id, text, metadata, now))
+            inserted = cursor.fetchone() is not None
+    else:
+        inserted = _insert_in_a_transaction(session, client_id, text, metadata, now)
+    if not inserted:
+        return None
+    return created_message(session, new, client_id=client_id, text=text, metadata=metadata)
+
+
+def _new_session(owner: Owner, new: NewSession, now: Any) -> ChatSession:
+    return ChatSession(
         user_id=owner.user_id,
         visitor_key="" if owner.user_id is not None else owner.visitor_key,
         user_type=new.user_type,
@@ -115,12 +128,25 @@ def _insert(
         created_at=now,
         last_activity_at=now,
     )
-    if connection.vendor == "postgresql":
-        inserted = _insert_in_one_statement(session, client_id, text, metadata, now)
-    else:
-        inserted = _insert_in_a_transaction(session, client_id, text, metadata, now)
-    if not inserted:
-        return None
+
+
+def first_message_sql(
+    owner: Owner, new: NewSession, *, client_id: str, text: str, metadata: dict[str, Any]
+) -> tuple[str, list[Any], ChatSession]:
+    """PostgreSQL's one statement that creates the session with its first message, for
+    :mod:`sophie_chat.aiodb` to run: a row if it did, none if the owner already has an active
+    session (then :func:`create_with_message_sync` stores the message there). Read the row with
+    :func:`created_message`."""
+    session = _new_session(owner, new, timezone.now())
+    sql, params = _one_statement(session, client_id, text, metadata, session.created_at)
+    return sql, params, session
+
+
+def created_message(
+    session: ChatSession, new: NewSession, *, client_id: str, text: str, metadata: dict[str, Any]
+) -> StoredMessage:
+    """The first message stored with its new session."""
+    now = session.created_at
     user_msg = _user_row(session.id, 1, client_id, text, metadata, now)
     return StoredMessage(
         seq=1,
@@ -152,9 +178,9 @@ def _session_insert(session: ChatSession) -> tuple[str, list[Any]]:
     return sql, values
 
 
-def _insert_in_one_statement(
+def _one_statement(
     session: ChatSession, client_id: str, text: str, metadata: dict[str, Any], now: Any
-) -> bool:
+) -> tuple[str, list[Any]]:
     """PostgreSQL: the session and both message rows in one statement (its own transaction)."""
     session_sql, params = _session_insert(session)
     messages = connection.ops.quote_name(ChatMessage._meta.db_table)
@@ -177,9 +203,7 @@ def _insert_in_one_statement(
         _prep("metadata", {"status": "streaming"}, ChatMessage),
         at,
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchone() is not None
+    return sql, params
 
 
 def _insert_in_a_transaction(

@@ -26,7 +26,7 @@ from sophie_chat import aiodb, protocol
 from sophie_chat.ai import pipeline
 from sophie_chat.ai.base import Delta, HistoryItem, Reply, Turn
 from sophie_chat.conf import get_config
-from sophie_chat.conversation import escalation, intents
+from sophie_chat.conversation import creation, escalation, intents
 from sophie_chat.conversation.creation import NewSession, create_with_message_sync
 from sophie_chat.conversation.manager import (
     LoggedOut,
@@ -252,11 +252,11 @@ async def accept_message(
 ) -> tuple[str, StoredMessage]:
     """Store a user message and its answer's placeholder; return its intent and what was stored.
 
-    On PostgreSQL the store is one statement on the event loop (:mod:`sophie_chat.aiodb`);
+    On PostgreSQL the store is one statement on the event loop (:mod:`sophie_chat.aiodb`), also
+    for the message that creates its session (``session_id`` None, ``new`` its settings);
     otherwise, for a logged-in user (whose session must still log them in: Django's session and
-    auth code), for the message that creates its session (``session_id`` None, ``new`` its
-    settings) and on the rare paths (a resend, an ended session, a racing writer), it is one
-    database unit.
+    auth code) and on the rare paths (a resend, an ended session, a racing writer, another tab's
+    session created first), it is one database unit.
     """
     unit = functools.partial(
         _accept_unit,
@@ -271,11 +271,23 @@ async def accept_message(
         new=new,
         intent=intent,
     )
-    if auth is not None or session_id is None or not aiodb.enabled():
+    if auth is not None or not aiodb.enabled() or (session_id is None and new is None):
         return await unit()
     if intent is None:
         intent = intents.classify(text, language)
     metadata = _message_metadata(intent, page)
+    if session_id is None:
+        assert new is not None
+        sql, params, session = creation.first_message_sql(
+            owner, new, client_id=client_id, text=text, metadata=metadata
+        )
+        # Not run twice on a lost connection: had the first run committed, the second would
+        # find that session and take the message for a resend (the client sends it again).
+        if await aiodb.fetchone(sql, params) is None:
+            return await unit()  # the owner has an active session (another tab's): stored there
+        return intent, creation.created_message(
+            session, new, client_id=client_id, text=text, metadata=metadata
+        )
     history_size = int(get_config()["HISTORY_MESSAGES_FOR_MODEL"])
     sql, params, now = one_statement_sql(
         owner,
