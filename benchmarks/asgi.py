@@ -26,7 +26,7 @@ import django  # noqa: E402
 
 from benchmarks import experiments  # noqa: E402
 
-EXPERIMENTS = experiments.apply()  # before anything creates a database_sync_to_async unit
+EXPERIMENTS = experiments.apply()  # before the site is imported
 # The site's asgi.py imports the chat's routing (and through it models) at module level; set
 # Django up first so the benchmark never depends on that import order.
 django.setup(set_prefix=False)
@@ -36,6 +36,7 @@ from benchmarks.baseline.consumer import BaselineConsumer  # noqa: E402
 from example_project.asgi import application as site_application  # noqa: E402
 
 EXPERIMENTS += experiments.apply(late=True)
+experiments.time_gc()
 
 querycount.time_db_units()
 querycount.count_async()
@@ -45,13 +46,20 @@ STATS_PATH = "/__bench__/stats"
 _baseline = BaselineConsumer.as_asgi()
 
 
+_STATS_CALLS = [0]
+
+
 async def _stats(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    _STATS_CALLS[0] += 1
+    if _STATS_CALLS[0] == 3 and "gc_freeze_warm" in experiments.active():
+        experiments.freeze_now()  # sessions connected: everything long-lived exists now
     stats = {
         "pid": os.getpid(),
         "queries": querycount.snapshot(),
         "sql_s": querycount.seconds(),
         "db_units": querycount.units(),
         "experiments": EXPERIMENTS,
+        "gc": experiments.gc_figures(),
     }
     body = json.dumps(stats).encode()
     await send(

@@ -1,33 +1,32 @@
 """Benchmark-only what-ifs, switched on with ``BENCH_EXPERIMENTS=name,name``.
 
-They measure a recommended change before anyone makes it in the package; each is applied in the
-benchmark server only, before the site is imported. ``run.py`` records which were on.
+They measure a change before anyone makes it in the package; each is applied in the benchmark
+server only, before the site is imported. ``run.py`` records which were on.
 
-- ``db_threads``: ``database_sync_to_async`` units run on a pool of 8 threads instead of all
-  sharing Channels' one thread (each thread takes its own connection from the psycopg pool).
 - ``switch_1ms``: ``sys.setswitchinterval(0.001)``: a thread back from the database waits at
   most 1 ms (not 5 ms) for the event loop thread to hand over the GIL.
-- ``service_threads``: only the conversation service's two units of a turn (store the message,
-  end of turn) leave the shared thread, for a pool of 8 (applied after Django setup).
-- ``raw_sse``: the OpenAI backend reads the stream's SSE lines itself (one ``json.loads`` per
-  chunk) instead of the SDK building a pydantic model per chunk (applied after Django setup).
+- ``gc_freeze_warm``: one more ``gc.freeze()`` once every session is connected (the package
+  freezes at start-up and after the first answer, ``GC_FREEZE``): what the connected sessions'
+  objects cost the collector's full passes.
+
+The server also times every garbage collection pass (the ``gc`` figures of ``/__bench__/stats``),
+experiment or not: a long full pass stalls every socket of the worker at once.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
-from concurrent.futures import ThreadPoolExecutor
+import threading
+import time
 from typing import Any
 
-DB_THREADS = 8
+LATE = {"gc_freeze_warm"}  # applied once the site is imported
 
 
 def active() -> list[str]:
     return [name for name in os.environ.get("BENCH_EXPERIMENTS", "").split(",") if name]
-
-
-LATE = {"raw_sse", "service_threads"}  # need the package importable (after django.setup())
 
 
 def apply(late: bool = False) -> list[str]:
@@ -37,83 +36,50 @@ def apply(late: bool = False) -> list[str]:
     return names
 
 
-def _db_threads() -> None:
-    from channels.db import DatabaseSyncToAsync
-
-    pool = ThreadPoolExecutor(max_workers=DB_THREADS, thread_name_prefix="bench-db")
-    original = DatabaseSyncToAsync.__init__
-
-    def __init__(self: Any, func: Any, thread_sensitive: bool = True, executor: Any = None) -> None:
-        original(self, func, thread_sensitive=False, executor=pool)
-
-    DatabaseSyncToAsync.__init__ = __init__  # type: ignore[method-assign]
-
-
 def _switch_1ms() -> None:
     sys.setswitchinterval(0.001)
 
 
-def _raw_sse() -> None:
-    """OpenAIBackend.stream without the SDK's per-chunk pydantic models: the request still goes
-    through the SDK (auth, base URL, status errors), the SSE lines are parsed with json.loads."""
-    import json
-
-    from sophie_chat.ai import openai as backend_module
-    from sophie_chat.ai.base import Usage
-    from sophie_chat.ai.errors import StreamDropped
-    from sophie_chat.conf import get_config
-
-    async def stream(self: Any, prompt: Any, turn: Any) -> Any:
-        cfg = get_config()
-        client = backend_module.get_client(
-            cfg["OPENAI_API_KEY"], cfg["OPENAI_BASE_URL"], float(cfg["OPENAI_TIMEOUT"])
-        )
-        self.model = str(cfg["OPENAI_MODEL"])
-        finished = False
-        async with client.chat.completions.with_streaming_response.create(
-            model=self.model,
-            messages=prompt.messages,
-            max_tokens=prompt.max_tokens,
-            temperature=prompt.temperature,
-            stream=True,
-            stream_options={"include_usage": True},
-        ) as response:
-            async for line in response.iter_lines():
-                if not line.startswith("data:"):
-                    continue
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    break
-                chunk = json.loads(data)
-                if chunk.get("error"):
-                    raise RuntimeError("stream error")
-                usage = chunk.get("usage")
-                if usage:
-                    self.last_usage = Usage(
-                        usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0
-                    )
-                if chunk.get("model"):
-                    self.model = chunk["model"]
-                for choice in chunk.get("choices") or ():
-                    content = (choice.get("delta") or {}).get("content")
-                    if content:
-                        yield content
-                    if choice.get("finish_reason"):
-                        finished = True
-        if not finished:
-            raise StreamDropped("stream ended without a finish reason")
-
-    backend_module.OpenAIBackend.stream = stream  # type: ignore[method-assign]
+def _gc_freeze_warm() -> None:
+    """Frozen by the stats endpoint once the sessions are connected (benchmarks/asgi.py)."""
 
 
-def _service_threads() -> None:
-    from channels.db import DatabaseSyncToAsync
+def freeze_now() -> None:
+    gc.collect()
+    gc.freeze()
 
-    from sophie_chat.conversation import service
 
-    pool = ThreadPoolExecutor(max_workers=DB_THREADS, thread_name_prefix="bench-svc")
-    for name, func in (
-        ("accept_message", service._accept_message_sync),
-        ("end_of_turn", service._end_of_turn_sync),
-    ):
-        setattr(service, name, DatabaseSyncToAsync(func, thread_sensitive=False, executor=pool))
+_lock = threading.Lock()
+_started: dict[int, float] = {}
+_passes: dict[int, list[float]] = {0: [], 1: [], 2: []}
+
+
+def _on_gc(phase: str, info: dict[str, Any]) -> None:
+    generation = int(info.get("generation", 0))
+    now = time.perf_counter()
+    if phase == "start":
+        _started[generation] = now
+        return
+    began = _started.pop(generation, None)
+    if began is not None:
+        with _lock:
+            _passes.setdefault(generation, []).append((now - began) * 1000)
+
+
+def time_gc() -> None:
+    """Time every garbage collection pass from now on."""
+    if _on_gc not in gc.callbacks:
+        gc.callbacks.append(_on_gc)
+
+
+def gc_figures() -> dict[str, dict[str, float]]:
+    """Per generation: passes so far, their total and longest milliseconds."""
+    with _lock:
+        return {
+            str(generation): {
+                "passes": len(times),
+                "total_ms": round(sum(times), 1),
+                "max_ms": round(max(times), 2) if times else 0.0,
+            }
+            for generation, times in _passes.items()
+        }

@@ -26,6 +26,7 @@ COLUMNS = [
     ("server CPU share", lambda c, t, f: f["server_cpu_share"]),
     ("server run-queue wait", lambda c, t, f: f.get("server_runqueue_wait_share")),
     ("client CPU", lambda c, t, f: f["client_cpu_share"]),
+    ("full GC passes (max ms)", lambda c, t, f: _gc(f)),
 ]
 
 
@@ -45,6 +46,12 @@ def _busy(f: dict[str, Any]) -> str:
     if f.get("db_unit_ms_per_turn") is None:
         return "-"
     return f"{_fmt(f['db_unit_ms_per_turn'])} ({_fmt(f['db_thread_busy'])})"
+
+
+def _gc(f: dict[str, Any]) -> str:
+    if f.get("gc_full_passes") is None:
+        return "-"
+    return f"{_fmt(f['gc_full_passes'])} ({_fmt(f.get('gc_full_max_ms'))})"
 
 
 def _cache(d: dict[str, Any]) -> str:

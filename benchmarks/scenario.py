@@ -135,7 +135,20 @@ def summarize(
         "capped": load.capped,
         "client_cpu_share": _round(load.client_cpu_s / load.load_s, 2) if load.load_s else None,
         "client_loop_lag_ms": _ms(load.loop_lag_ms),
+        # The garbage collector's full passes while the load ran, and the longest one so far: a
+        # pass stalls every socket of the worker.
+        "gc_full_passes": _gc(stats, "passes"),
+        "gc_full_ms": _gc(stats, "total_ms"),
+        "gc_full_max_ms": stats["after"].get("gc", {}).get("2", {}).get("max_ms"),
     }
+
+
+def _gc(stats: dict[str, dict[str, Any]], figure: str) -> float | None:
+    after = stats["after"].get("gc", {}).get("2")
+    if after is None:
+        return None
+    before = stats["connected"].get("gc", {}).get("2", {}).get(figure, 0)
+    return _round(after[figure] - before)
 
 
 WARM_UP_VISITORS = len(loadgen.COMMON_QUESTIONS) + 1

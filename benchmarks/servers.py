@@ -294,7 +294,13 @@ def start_nginx(listen: int, upstreams: list[int]) -> subprocess.Popen[bytes]:
 
 def fetch_stats(server: Server) -> dict[str, Any]:
     """The workers' /__bench__/stats, added up (each worker counts its own SQL)."""
-    total: dict[str, Any] = {"queries": {}, "sql_s": {}, "db_units": {}, "experiments": []}
+    total: dict[str, Any] = {
+        "queries": {},
+        "sql_s": {},
+        "db_units": {},
+        "experiments": [],
+        "gc": {},
+    }
     for port in server.worker_ports:
         url = f"http://127.0.0.1:{port}/__bench__/stats"
         with urllib.request.urlopen(url, timeout=10) as response:
@@ -303,6 +309,11 @@ def fetch_stats(server: Server) -> dict[str, Any]:
             for name, value in stats[key].items():
                 total[key][name] = total[key].get(name, 0) + value
         total["experiments"] = stats.get("experiments", [])
+        for generation, figures in stats.get("gc", {}).items():
+            mine = total["gc"].setdefault(generation, {"passes": 0, "total_ms": 0.0, "max_ms": 0.0})
+            mine["passes"] += figures["passes"]
+            mine["total_ms"] += figures["total_ms"]
+            mine["max_ms"] = max(mine["max_ms"], figures["max_ms"])
     return total
 
 

@@ -76,7 +76,13 @@ if os.environ.get("TEST_CHANNEL_LAYER") == "redis":
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-CHAT_CONFIG = {"OPENAI_API_KEY": "", "AI_BACKEND": "sophie_chat.ai.offline.OfflineBackend"}
+# GC_FREEZE off: the test process's collector is not the worker's (tests/test_gcfreeze.py
+# turns it on where it is tested; the servers that tests start keep the default).
+CHAT_CONFIG = {
+    "OPENAI_API_KEY": "",
+    "AI_BACKEND": "sophie_chat.ai.offline.OfflineBackend",
+    "GC_FREEZE": False,
+}
 if django.VERSION >= (6, 1):
     # Django 6.1 wants mailers configured (the test runner swaps in the locmem backend).
     MAILERS = {"default": {"BACKEND": "django.core.mail.backends.smtp.EmailBackend"}}

@@ -62,6 +62,7 @@ class SophieChatAppConf(AppConf):
         "DB_THREADS": 4,  # threads: per worker process, run the chat's database units
         # "auto" (on PostgreSQL with psycopg 3) or "off": a turn's writes on the event loop
         "ASYNC_DATABASE": "auto",
+        "GC_FREEZE": True,  # bool: freeze long-lived objects for the garbage collector (worker)
         # --- Escalation and support -----------------------------------------------------------
         "SUPPORT_CONTACT": {  # dict: shown when the assistant escalates to a human
             "email": "",

@@ -35,7 +35,9 @@ def get_asgi_application(extra_websocket_urlpatterns: list[Any] | None = None) -
     The WebSocket stack: :class:`~sophie_chat.security.ChatOriginValidator` (refuses other
     origins at the handshake), then :func:`sophie_chat.auth.AuthMiddlewareStack` (cookies, Django
     session, user: Channels' own stack, with the session and user loaded on the chat's database
-    threads), then the chat's routes plus any ``extra_websocket_urlpatterns`` of the site.
+    threads), then the chat's routes plus any ``extra_websocket_urlpatterns`` of the site. With
+    ``GC_FREEZE`` (the default) the objects built so far are frozen for the garbage collector
+    (:mod:`sophie_chat.gcfreeze`).
     """
     from django.core.asgi import get_asgi_application as django_asgi_app
 
@@ -43,13 +45,16 @@ def get_asgi_application(extra_websocket_urlpatterns: list[Any] | None = None) -
 
     from channels.routing import ProtocolTypeRouter, URLRouter
 
+    from sophie_chat import gcfreeze
     from sophie_chat.auth import AuthMiddlewareStack
     from sophie_chat.security import ChatOriginValidator
 
     routes = [*_websocket_urlpatterns(), *(extra_websocket_urlpatterns or [])]
-    return ProtocolTypeRouter(
+    application = ProtocolTypeRouter(
         {
             "http": http_app,
             "websocket": ChatOriginValidator(AuthMiddlewareStack(URLRouter(routes))),
         }
     )
+    gcfreeze.at_startup()  # GC_FREEZE: the collector's full passes skip what is built so far
+    return application

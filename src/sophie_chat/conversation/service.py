@@ -22,7 +22,7 @@ from channels.db import database_sync_to_async
 from django.db import IntegrityError, transaction
 from django.utils import translation
 
-from sophie_chat import aiodb, protocol
+from sophie_chat import aiodb, gcfreeze, protocol
 from sophie_chat.ai import pipeline
 from sophie_chat.ai.base import Delta, HistoryItem, Reply, Turn
 from sophie_chat.conf import get_config
@@ -636,6 +636,7 @@ async def run_reply(
         first_token_ms=metadata["first_token_ms"],
         response_ms=metadata["response_ms"],
     )
+    gcfreeze.after_first_turn()  # once per process: what the first turn imported and built
     return fallbacks
 
 
