@@ -311,7 +311,8 @@ async def accept_message(
         return intent, again
     if row is None:
         return await unit()  # ended, expired or not the owner's: the unit tells which
-    stored = one_statement_result(
+    result = functools.partial(
+        one_statement_result,
         row,
         session_id,
         client_id=client_id,
@@ -320,18 +321,9 @@ async def accept_message(
         now=now,
         history_size=history_size,
     )
+    stored = result()
     if stored is None:  # another writer committed while this one waited for the row lock
-        rows = await _history_unit(session_id, row[0], history_size)
-        stored = one_statement_result(
-            row,
-            session_id,
-            client_id=client_id,
-            text=text,
-            metadata=metadata,
-            now=now,
-            history_size=history_size,
-            history=rows,
-        )
+        stored = result(history=await _history_unit(session_id, row[0], history_size))
     assert stored is not None
     return intent, stored
 

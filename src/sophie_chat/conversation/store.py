@@ -6,6 +6,7 @@ rendering, analytics) into one ``database_sync_to_async`` call.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import uuid
@@ -408,7 +409,8 @@ def _store_in_one_statement(
         row = cursor.fetchone()
     if row is None:
         raise SessionEnded(_why_not_active(owner, session_id, cutoff))
-    stored = one_statement_result(
+    result = functools.partial(
+        one_statement_result,
         row,
         session_id,
         client_id=client_id,
@@ -417,19 +419,11 @@ def _store_in_one_statement(
         now=now,
         history_size=history_size,
     )
+    stored = result()
     if stored is None:
         # Another message was stored while this one waited for the session's row lock: its
         # snapshot predates it. Read the history again (rare: two tabs sending at once).
-        stored = one_statement_result(
-            row,
-            session_id,
-            client_id=client_id,
-            text=text,
-            metadata=metadata,
-            now=now,
-            history_size=history_size,
-            history=history_rows(session_id, row[0], history_size),
-        )
+        stored = result(history=history_rows(session_id, row[0], history_size))
     assert stored is not None
     return stored
 
