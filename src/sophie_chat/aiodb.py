@@ -68,28 +68,12 @@ def enabled(alias: str = DEFAULT_DB_ALIAS) -> bool:
 
 
 def connection_params(alias: str = DEFAULT_DB_ALIAS) -> dict[str, Any]:
-    """psycopg ``connect()`` keyword arguments for ``alias``, as Django would connect."""
-    settings_dict = connections[alias].settings_dict
-    options = dict(settings_dict.get("OPTIONS") or {})
-    for django_only in (
-        "pool",
-        "server_side_binding",
-        "isolation_level",
-        "assume_role",
-        "cursor_factory",
-        "context",
-    ):
-        options.pop(django_only, None)
-    params: dict[str, Any] = {**options, "client_encoding": "UTF8", "autocommit": True}
-    if settings_dict.get("NAME"):
-        params["dbname"] = settings_dict["NAME"]
-    for key, name in (("USER", "user"), ("PASSWORD", "password"), ("HOST", "host")):
-        if settings_dict.get(key):
-            params[name] = settings_dict[key]
-    if settings_dict.get("PORT"):
-        params["port"] = settings_dict["PORT"]
-    # As Django does: no server-side prepared statements unless OPTIONS asks (poolers).
-    params["prepare_threshold"] = options.get("prepare_threshold")
+    """psycopg ``connect()`` keyword arguments for ``alias``: Django's own, less its sync cursor
+    class and its adapters (the statements run here read plain values), in autocommit."""
+    params: dict[str, Any] = connections[alias].get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    params["autocommit"] = True
     return params
 
 
@@ -163,7 +147,7 @@ def _reusable(conn: Any) -> bool:
     return bool(conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE)
 
 
-def _connection_lost(exc: BaseException, conn: Any) -> bool:
+def _connection_lost(exc: BaseException | None, conn: Any) -> bool:
     """Whether ``exc`` says the connection is gone (not that the server refused the statement:
     a statement or lock timeout, a deadlock and the like carry an SQLSTATE and leave it usable)."""
     return getattr(exc, "sqlstate", None) is None or conn is None or bool(conn.broken)
@@ -203,24 +187,6 @@ def _pool(alias: str) -> _Pool:
     return pool
 
 
-def _as_django_error(exc: BaseException) -> BaseException:
-    """psycopg's exception as the Django exception of the same kind (callers catch those)."""
-    for name in (
-        "DataError",
-        "OperationalError",
-        "IntegrityError",
-        "InternalError",
-        "ProgrammingError",
-        "NotSupportedError",
-        "DatabaseError",
-        "InterfaceError",
-        "Error",
-    ):
-        if isinstance(exc, getattr(psycopg, name)):
-            return getattr(db_utils, name)(*exc.args)
-    return exc
-
-
 async def run(
     work: Callable[[Any], Awaitable[T]],
     *,
@@ -237,24 +203,25 @@ async def run(
     client id) handle it.
     """
     pool = _pool(alias)
+    # Django's own mapping of the driver's exceptions to its own (the original as __cause__).
+    django_errors = connections[alias].wrap_database_errors
     for attempt in (1, 2):
         used: Any = None
         try:
-            async with pool.connection(fresh=attempt == 2) as conn:
-                used = conn
-                return await work(conn)
-        except psycopg.OperationalError as exc:
-            if not _connection_lost(exc, used):
-                raise _as_django_error(exc) from exc
+            with django_errors:
+                async with pool.connection(fresh=attempt == 2) as conn:
+                    used = conn
+                    return await work(conn)
+        except db_utils.OperationalError as exc:
+            if not _connection_lost(exc.__cause__, used):
+                raise
             await pool.drop_idle()  # its neighbours are likely dead too
             if attempt == 1 and retry:
-                logger.info("async_db_reconnect", error=type(exc).__name__)
+                logger.info("async_db_reconnect", error=type(exc.__cause__).__name__)
                 if on_retry is not None:
                     on_retry()
                 continue
-            raise _as_django_error(exc) from exc
-        except psycopg.Error as exc:
-            raise _as_django_error(exc) from exc
+            raise
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -299,15 +266,7 @@ async def execute(
     sql: str, params: Sequence[Any], *, alias: str = DEFAULT_DB_ALIAS, retry: bool = False
 ) -> None:
     """Run one statement (``retry``: as :func:`run`)."""
-
-    async def work(conn: Any) -> None:
-        started = time.perf_counter()
-        try:
-            await conn.execute(sql, params)
-        finally:
-            _observe(sql, started)
-
-    await run(work, alias=alias, retry=retry)
+    await fetchone(sql, params, alias=alias, retry=retry)
 
 
 async def close() -> None:

@@ -117,14 +117,14 @@ def add_counts(
     ``max_response_ms`` in ``increments`` is merged with GREATEST; ``resolved``, when not None,
     overwrites the stored value.
     """
-    now = timezone.now()
-    summed = [c for c in _SUMMED if c in increments]
-    greatest = ["max_response_ms"] if "max_response_ms" in increments else []
     statement = counts_statement(session_id, increments, resolved=resolved)
     if statement is not None:
         with connection.cursor() as cursor:
             cursor.execute(*statement)
         return
+    now = timezone.now()
+    summed = [c for c in _SUMMED if c in increments]
+    greatest = ["max_response_ms"] if "max_response_ms" in increments else []
     # Other databases: UPDATE, then INSERT when the row does not exist yet (still two queries).
     updates: dict[str, Any] = {c: F(c) + increments[c] for c in summed}
     updates.update({c: Greatest(F(c), increments[c]) for c in greatest})
@@ -154,10 +154,9 @@ def record_turn(session_id: Any, *, reply_meta: dict[str, Any], user_intent: str
         resolved=False if escalation else None,
     )
     if escalation:
-        ChatSession.objects.filter(pk=session_id, escalated=False).update(
-            escalated=True, escalation_reason=_reason(escalation)[:64]
-        )
-    turn_recorded(session_id, reply_meta, user_intent, after_commit=transaction.on_commit)
+        with connection.cursor() as cursor:
+            cursor.execute(*_flag_statement(session_id, escalation))
+    turn_recorded(session_id, reply_meta, user_intent)
 
 
 def _reason(escalation: dict[str, Any] | None) -> str:
@@ -173,32 +172,23 @@ def turn_statements(session_id: Any, reply_meta: dict[str, Any]) -> list[tuple[s
     )
     if counts is None:
         raise NotImplementedError("turn_statements needs PostgreSQL or SQLite")
-    statements = [counts]
-    if escalation:
-        table = connection.ops.quote_name(ChatSession._meta.db_table)
-        statements.append(
-            (
-                f"UPDATE {table} SET escalated = %s, escalation_reason = %s "  # noqa: S608
-                "WHERE id = %s AND escalated = %s",
-                [True, _reason(escalation)[:64], _prep_session_id(session_id), False],
-            )
-        )
-    return statements
+    return [counts, _flag_statement(session_id, escalation)] if escalation else [counts]
 
 
-def _prep_session_id(session_id: Any) -> Any:
-    return ChatSession._meta.pk.get_db_prep_value(session_id, connection)
+def _flag_statement(session_id: Any, escalation: dict[str, Any]) -> tuple[str, list[Any]]:
+    """The session's escalation flag, set once (the first reason stays)."""
+    table = connection.ops.quote_name(ChatSession._meta.db_table)
+    return (
+        f"UPDATE {table} SET escalated = %s, escalation_reason = %s "  # noqa: S608
+        "WHERE id = %s AND escalated = %s",
+        [True, _reason(escalation)[:64], _prep("session", session_id), False],
+    )
 
 
-def turn_recorded(
-    session_id: Any,
-    reply_meta: dict[str, Any],
-    user_intent: str,
-    *,
-    after_commit: Any,
-) -> None:
-    """What follows a turn's stored counters: the escalation's log line and notifications (through
-    ``after_commit(callback, robust=True)``), the metrics and the AI failure alert."""
+def turn_recorded(session_id: Any, reply_meta: dict[str, Any], user_intent: str) -> None:
+    """What follows a turn's stored counters: the escalation's log line and notifications (after
+    the surrounding transaction commits; at once in autocommit), the metrics and the AI failure
+    alert."""
     escalation = reply_meta.get("escalation") or None
     reason = _reason(escalation)
     if escalation:
@@ -206,7 +196,7 @@ def turn_recorded(
         from sophie_chat.analytics.notify import after_escalation
 
         # robust: a failing signal receiver or mail server must not fail the stored turn.
-        after_commit(lambda: after_escalation(str(session_id), escalation), robust=True)
+        transaction.on_commit(lambda: after_escalation(str(session_id), escalation), robust=True)
     try:
         _observe(reply_meta, reason)
     except Exception:

@@ -104,20 +104,23 @@ def _insert(
     owner: Owner, new: NewSession, *, client_id: str, text: str, metadata: dict[str, Any]
 ) -> StoredMessage | None:
     """Insert the session, the message and the placeholder; None if the owner has an active one."""
-    now = timezone.now()
-    session = _new_session(owner, new, now)
     if connection.vendor == "postgresql":
+        sql, params, session = first_message_sql(
+            owner, new, client_id=client_id, text=text, metadata=metadata
+        )
         with connection.cursor() as cursor:
-            cursor.execute(*_one_statement(session, client_id, text, metadata, now))
+            cursor.execute(sql, params)
             inserted = cursor.fetchone() is not None
     else:
-        inserted = _insert_in_a_transaction(session, client_id, text, metadata, now)
+        session = _new_session(owner, new)
+        inserted = _insert_in_a_transaction(session, client_id, text, metadata)
     if not inserted:
         return None
     return created_message(session, new, client_id=client_id, text=text, metadata=metadata)
 
 
-def _new_session(owner: Owner, new: NewSession, now: Any) -> ChatSession:
+def _new_session(owner: Owner, new: NewSession) -> ChatSession:
+    now = timezone.now()
     return ChatSession(
         user_id=owner.user_id,
         visitor_key="" if owner.user_id is not None else owner.visitor_key,
@@ -137,8 +140,8 @@ def first_message_sql(
     :mod:`sophie_chat.aiodb` to run: a row if it did, none if the owner already has an active
     session (then :func:`create_with_message_sync` stores the message there). Read the row with
     :func:`created_message`."""
-    session = _new_session(owner, new, timezone.now())
-    sql, params = _one_statement(session, client_id, text, metadata, session.created_at)
+    session = _new_session(owner, new)
+    sql, params = _one_statement(session, client_id, text, metadata)
     return sql, params, session
 
 
@@ -179,7 +182,7 @@ def _session_insert(session: ChatSession) -> tuple[str, list[Any]]:
 
 
 def _one_statement(
-    session: ChatSession, client_id: str, text: str, metadata: dict[str, Any], now: Any
+    session: ChatSession, client_id: str, text: str, metadata: dict[str, Any]
 ) -> tuple[str, list[Any]]:
     """PostgreSQL: the session and both message rows in one statement (its own transaction)."""
     session_sql, params = _session_insert(session)
@@ -192,7 +195,7 @@ def _one_statement(
         "UNION ALL SELECT s.id, 2, %s, NULL, '', %s, %s FROM s RETURNING 1) "
         "SELECT (SELECT count(*) FROM ins) FROM s"
     )
-    at = _prep("created_at", now, ChatMessage)
+    at = _prep("created_at", session.created_at, ChatMessage)
     params += [
         USER,
         uuid.UUID(client_id),
@@ -207,7 +210,7 @@ def _one_statement(
 
 
 def _insert_in_a_transaction(
-    session: ChatSession, client_id: str, text: str, metadata: dict[str, Any], now: Any
+    session: ChatSession, client_id: str, text: str, metadata: dict[str, Any]
 ) -> bool:
     """Other databases: the session, then both message rows, in one transaction.
 
@@ -222,14 +225,14 @@ def _insert_in_a_transaction(
                 return False
         ChatMessage.objects.bulk_create(
             [
-                _user_row(session.id, 1, client_id, text, metadata, now),
+                _user_row(session.id, 1, client_id, text, metadata, session.created_at),
                 ChatMessage(
                     session_id=session.id,
                     seq=2,
                     sender=ASSISTANT,
                     content="",
                     metadata={"status": "streaming"},
-                    created_at=now,
+                    created_at=session.created_at,
                 ),
             ]
         )

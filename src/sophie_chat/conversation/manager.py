@@ -36,6 +36,7 @@ from sophie_chat.conversation.types import (
 )
 from sophie_chat.dbunits import db_unit
 from sophie_chat.models import ChatAnalytics, ChatMessage, ChatSession
+from sophie_chat.protocol import MAX_SEQ
 
 try:  # The analytics layer's hooks, when installed (it may land after the core).
     from sophie_chat.analytics import recorder as _recorder
@@ -72,23 +73,23 @@ def _owned(owner: Owner, session_id: uuid.UUID) -> Any:
     return ChatMessage.objects.filter(owner.q("session__"), session_id=session_id)
 
 
+def _page(
+    owner: Owner, session_id: uuid.UUID, before_seq: int, limit: int
+) -> tuple[list[dict[str, Any]], bool]:
+    """The owner's messages before ``before_seq``, oldest first, and whether more come before."""
+    rows = list(_owned(owner, session_id).filter(seq__lt=before_seq).order_by("-seq")[: limit + 1])
+    # A placeholder whose worker died shows as incomplete (no query unless there is one).
+    settle_dead_replies_sync(rows)
+    return [message_dict(m) for m in reversed(rows[:limit])], len(rows) > limit
+
+
 class ChatManager:
     """Async API over the chat's storage. Stateless: one instance may serve every socket."""
 
     open_session = staticmethod(db_unit(open_session_sync))
     store_user_message = staticmethod(db_unit(store_user_message_sync))
 
-    @staticmethod
-    @db_unit
-    def history(
-        owner: Owner, session_id: uuid.UUID, before_seq: int, limit: int
-    ) -> tuple[list[dict[str, Any]], bool]:
-        rows = list(
-            _owned(owner, session_id).filter(seq__lt=before_seq).order_by("-seq")[: limit + 1]
-        )
-        # A placeholder whose worker died shows as incomplete (no query unless there is one).
-        settle_dead_replies_sync(rows)
-        return [message_dict(m) for m in reversed(rows[:limit])], len(rows) > limit
+    history = staticmethod(db_unit(_page))
 
     @staticmethod
     @db_unit
@@ -110,8 +111,7 @@ class ChatManager:
         session = ChatSession.objects.filter(owner.q(), pk=session_id, status=ACTIVE).first()
         if session is None:
             return None, [], False
-        rows = list(_owned(owner, session_id).order_by("-seq")[: page_size + 1])
-        settle_dead_replies_sync(rows)
+        messages, has_more = _page(owner, session_id, MAX_SEQ, page_size)
         state = SessionState(
             id=session.id,
             status=session.status,
@@ -120,8 +120,7 @@ class ChatManager:
             context=session.context or {},
             last_seq=session.last_seq,
         )
-        messages = [message_dict(m) for m in reversed(rows[:page_size])]
-        return state, messages, len(rows) > page_size
+        return state, messages, has_more
 
     @staticmethod
     @db_unit

@@ -39,7 +39,7 @@ from sophie_chat.conversation.manager import (
     still_logged_in,
     store_user_message_sync,
 )
-from sophie_chat.conversation.store import history_rows, one_statement_result, one_statement_sql
+from sophie_chat.conversation.store import history_rows, one_statement, resent_message
 from sophie_chat.dbunits import db_unit
 from sophie_chat.logging import get_logger
 from sophie_chat.rendering import render_markdown
@@ -108,10 +108,7 @@ class KnowledgeLookup:
         return self.future
 
     def cancel(self) -> None:
-        if not self.future.done():
-            self.future.cancel()
-        elif not self.future.cancelled():
-            self.future.exception()  # retrieved: no "exception was never retrieved" warning
+        self.future.cancel()  # done already: nothing (its failure is retrieved when it ends)
 
 
 def _lookup_key(
@@ -235,6 +232,7 @@ def _message_metadata(intent: str, page: dict[str, Any] | None) -> dict[str, Any
 #: then empty and not read.
 _accept_unit = db_unit(_accept_message_sync)
 _history_unit = db_unit(history_rows)
+_resent_unit = db_unit(resent_message)
 
 
 async def accept_message(
@@ -288,42 +286,34 @@ async def accept_message(
         return intent, creation.created_message(
             session, new, client_id=client_id, text=text, metadata=metadata
         )
-    history_size = int(get_config()["HISTORY_MESSAGES_FOR_MODEL"])
-    sql, params, now = one_statement_sql(
+    statement = one_statement(
         owner,
         session_id,
         client_id=client_id,
         text=text,
         metadata=metadata,
         context=context,
-        history_size=history_size,
+        history_size=int(get_config()["HISTORY_MESSAGES_FOR_MODEL"]),
     )
     retried = []
     try:
         # Safe to run twice: a second run of a stored message is refused by its client id.
-        row = await aiodb.fetchone(sql, params, retry=True, on_retry=lambda: retried.append(1))
+        row = await aiodb.fetchone(
+            statement.sql, statement.params, retry=True, on_retry=lambda: retried.append(1)
+        )
     except IntegrityError:
-        intent, again = await unit()  # a resend: the unit acknowledges the stored message
-        if retried and again.duplicate:
+        again = await _resent_unit(session_id, client_id)  # acknowledged, not stored again
+        if retried:
             # The connection died after our own first attempt committed: the message is ours,
             # stored a moment ago, and still needs its answer (given without its history).
             again = dataclasses.replace(again, duplicate=False)
         return intent, again
     if row is None:
         return await unit()  # ended, expired or not the owner's: the unit tells which
-    result = functools.partial(
-        one_statement_result,
-        row,
-        session_id,
-        client_id=client_id,
-        text=text,
-        metadata=metadata,
-        now=now,
-        history_size=history_size,
-    )
-    stored = result()
+    stored = statement.stored(row)
     if stored is None:  # another writer committed while this one waited for the row lock
-        stored = result(history=await _history_unit(session_id, row[0], history_size))
+        history = await _history_unit(session_id, row[0], statement.history_size)
+        stored = statement.stored(row, history)
     assert stored is not None
     return intent, stored
 
@@ -469,6 +459,7 @@ def _record_turn_sync(job: ReplyJob, metadata: dict[str, Any]) -> bool:
 
 
 _end_of_turn_unit = db_unit(_end_of_turn_sync)
+_turn_recorded_unit = db_unit(recorder.turn_recorded) if record_turn is not None else None
 
 
 async def end_of_turn(
@@ -491,33 +482,14 @@ async def end_of_turn(
         logger.exception("turn_store_failed", session=str(job.session_id), seq=job.seq)
         await aiodb.execute(*aiodb.as_one([answer, *flag]), retry=True)
         return html, decision
-    follow_up = functools.partial(
-        recorder.turn_recorded, job.session_id, metadata, job.intent, after_commit=_call_now
-    )
     if decision or recorder.may_alert(metadata):
         # Signal receivers, e-mail and the failure alert are the site's code or blocking I/O:
         # on the chat's threads, not the one Channels and Django's sync views share.
-        _spawn(_follow_up_unit(follow_up))
+        assert _turn_recorded_unit is not None  # the recorder is there (record_turn is)
+        _spawn(_turn_recorded_unit(job.session_id, metadata, job.intent))
     else:
-        follow_up()
+        recorder.turn_recorded(job.session_id, metadata, job.intent)
     return html, decision
-
-
-def _run_follow_up(follow_up: Callable[[], None]) -> None:
-    follow_up()
-
-
-_follow_up_unit = db_unit(_run_follow_up)
-
-
-def _call_now(callback: Callable[[], Any], robust: bool = False) -> None:
-    """``transaction.on_commit`` for statements already committed: call at once."""
-    try:
-        callback()
-    except Exception:
-        if not robust:
-            raise
-        logger.exception("after_turn_callback_failed")
 
 
 def _spawn(coro: Awaitable[Any]) -> None:

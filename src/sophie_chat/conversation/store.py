@@ -6,11 +6,11 @@ rendering, analytics) into one ``database_sync_to_async`` call.
 
 from __future__ import annotations
 
-import functools
 import json
 import time
 import uuid
 from contextlib import nullcontext
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -272,21 +272,22 @@ def store_user_message_sync(
     The session's ``last_seq`` grows by 2 in one ``UPDATE ... RETURNING`` (a row lock on
     PostgreSQL, the write lock on SQLite), so concurrent writers on any process never share a seq.
     """
+    if connection.vendor == "postgresql":
+        statement = one_statement(
+            owner,
+            session_id,
+            client_id=client_id,
+            text=text,
+            metadata=metadata,
+            context=context,
+            history_size=history_size,
+        )
+        try:
+            return _store_in_one_statement(owner, statement)
+        except IntegrityError:
+            return resent_message(session_id, client_id)
     now, cutoff, params = _reserve_params(owner, session_id, context)
     try:
-        if connection.vendor == "postgresql":
-            return _store_in_one_statement(
-                owner,
-                session_id,
-                params,
-                cutoff,
-                with_context=context is not None,
-                client_id=client_id,
-                text=text,
-                metadata=metadata,
-                now=now,
-                history_size=history_size,
-            )
         with transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.execute(_reserve_sql(context is not None), params)
@@ -317,16 +318,20 @@ def store_user_message_sync(
     except _NotActive:
         raise SessionEnded(_why_not_active(owner, session_id, cutoff)) from None
     except IntegrityError:
-        # A resend of a stored message (reconnect, second tab): acknowledge it again.
-        existing = ChatMessage.objects.get(session_id=session_id, client_id=uuid.UUID(client_id))
-        return StoredMessage(
-            seq=existing.seq,
-            reply_seq=existing.seq + 1,
-            created_at=existing.created_at.isoformat(),
-            duplicate=True,
-            message=message_dict(existing),
-        )
+        return resent_message(session_id, client_id)
     return _stored(user_msg, ctx, language, user_type, history, degraded_in_a_row)
+
+
+def resent_message(session_id: uuid.UUID, client_id: str) -> StoredMessage:
+    """A resend of a stored message (reconnect, second tab): acknowledged again, not stored."""
+    existing = ChatMessage.objects.get(session_id=session_id, client_id=uuid.UUID(client_id))
+    return StoredMessage(
+        seq=existing.seq,
+        reply_seq=existing.seq + 1,
+        created_at=existing.created_at.isoformat(),
+        duplicate=True,
+        message=message_dict(existing),
+    )
 
 
 def _stored(
@@ -378,57 +383,49 @@ def _one_statement_sql(with_context: bool) -> str:
     )
 
 
-def _store_in_one_statement(
-    owner: Owner,
-    session_id: uuid.UUID,
-    reserve_params: list[Any],
-    cutoff: Any,
-    *,
-    with_context: bool,
-    client_id: str,
-    text: str,
-    metadata: dict[str, Any],
-    now: Any,
-    history_size: int,
-) -> StoredMessage:
-    """:func:`store_user_message_sync` on PostgreSQL; raises IntegrityError on a resend."""
-    sql, params = _one_statement(
-        session_id,
-        reserve_params,
-        with_context=with_context,
-        client_id=client_id,
-        text=text,
-        metadata=metadata,
-        now=now,
-        history_size=history_size,
-    )
-    # Inside a caller's transaction, a savepoint keeps a resend's IntegrityError from aborting it.
-    savepoint = transaction.atomic() if connection.in_atomic_block else nullcontext()
-    with savepoint, connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    if row is None:
-        raise SessionEnded(_why_not_active(owner, session_id, cutoff))
-    result = functools.partial(
-        one_statement_result,
-        row,
-        session_id,
-        client_id=client_id,
-        text=text,
-        metadata=metadata,
-        now=now,
-        history_size=history_size,
-    )
-    stored = result()
-    if stored is None:
-        # Another message was stored while this one waited for the session's row lock: its
-        # snapshot predates it. Read the history again (rare: two tabs sending at once).
-        stored = result(history=history_rows(session_id, row[0], history_size))
-    assert stored is not None
-    return stored
+@dataclass
+class OneStatement:
+    """PostgreSQL's one statement that stores a message (see :func:`_one_statement_sql`).
+
+    Run by :func:`store_user_message_sync` in a database unit, or by the turn on the event loop
+    (:mod:`sophie_chat.aiodb`). A row comes back when the session is active and the owner's,
+    none otherwise (:func:`store_user_message_sync` tells why); a resend of a stored message
+    raises ``IntegrityError``. :meth:`stored` reads the row.
+    """
+
+    sql: str
+    params: list[Any]
+    session_id: uuid.UUID
+    client_id: str
+    text: str
+    metadata: dict[str, Any]
+    now: Any
+    cutoff: Any
+    history_size: int
+
+    def stored(
+        self, row: tuple[Any, ...], history: list[tuple[str, str, Any]] | None = None
+    ) -> StoredMessage | None:
+        """The stored message; ``None`` when another message was stored while this one waited
+        for the session's row lock (its snapshot predates it): read the history again with
+        :func:`history_rows` and pass it as ``history`` (rare: two tabs sending at once)."""
+        last_seq, ctx, language, user_type, _inserted, seen_seq, rows = row
+        if history is not None:
+            rows = history
+        else:
+            if isinstance(rows, str):
+                rows = json.loads(rows)
+            rows = [tuple(r) for r in rows or []]
+            if self.history_size and seen_seq != last_seq - 2:
+                return None
+        user_msg = _user_row(
+            self.session_id, last_seq - 1, self.client_id, self.text, self.metadata, self.now
+        )
+        turns = [(sender, content) for sender, content, _meta in reversed(rows)]
+        return _stored(user_msg, ctx, language, user_type, turns, _degraded_in_a_row(rows))
 
 
-def one_statement_sql(
+def one_statement(
     owner: Owner,
     session_id: uuid.UUID,
     *,
@@ -437,70 +434,13 @@ def one_statement_sql(
     metadata: dict[str, Any],
     context: dict[str, Any] | None,
     history_size: int,
-) -> tuple[str, list[Any], Any]:
-    """PostgreSQL's one statement that stores a message (see :func:`_one_statement_sql`): its
-    text, its parameters and the time it stores, for :mod:`sophie_chat.aiodb` to run.
-
-    A row comes back when the session is active and the owner's; none otherwise (the caller
-    asks :func:`store_user_message_sync` why). A resend of a stored message raises
-    ``IntegrityError``. Read the row with :func:`one_statement_result`.
-    """
-    now, _cutoff, reserve = _reserve_params(owner, session_id, context)
-    sql, params = _one_statement(
-        session_id,
-        reserve,
-        with_context=context is not None,
-        client_id=client_id,
-        text=text,
-        metadata=metadata,
-        now=now,
-        history_size=history_size,
-    )
-    return sql, params, now
-
-
-def one_statement_result(
-    row: tuple[Any, ...],
-    session_id: uuid.UUID,
-    *,
-    client_id: str,
-    text: str,
-    metadata: dict[str, Any],
-    now: Any,
-    history_size: int,
-    history: list[tuple[str, str, Any]] | None = None,
-) -> StoredMessage | None:
-    """The stored message from the one statement's row; ``None`` when its history must be read
-    again (pass it as ``history``, from :func:`_history_rows`)."""
-    last_seq, ctx, language, user_type, _inserted, seen_seq, rows = row
-    if history is not None:
-        rows = history
-    else:
-        if isinstance(rows, str):
-            rows = json.loads(rows)
-        rows = [tuple(r) for r in rows or []]
-        if history_size and seen_seq != last_seq - 2:
-            return None
-    user_msg = _user_row(session_id, last_seq - 1, client_id, text, metadata, now)
-    turns = [(sender, content) for sender, content, _meta in reversed(rows)]
-    return _stored(user_msg, ctx, language, user_type, turns, _degraded_in_a_row(rows))
-
-
-def _one_statement(
-    session_id: uuid.UUID,
-    reserve_params: list[Any],
-    *,
-    with_context: bool,
-    client_id: str,
-    text: str,
-    metadata: dict[str, Any],
-    now: Any,
-    history_size: int,
-) -> tuple[str, list[Any]]:
+) -> OneStatement:
+    """Build the one statement that stores a message on PostgreSQL."""
+    now, cutoff, reserve = _reserve_params(owner, session_id, context)
     sid = _prep("session", session_id, ChatMessage)
     at = _prep("created_at", now, ChatMessage)
     params = [
-        *reserve_params,
+        *reserve,
         sid,
         USER,
         uuid.UUID(client_id),
@@ -516,7 +456,34 @@ def _one_statement(
         SYSTEM,
         history_size,
     ]
-    return _one_statement_sql(with_context), params
+    return OneStatement(
+        _one_statement_sql(context is not None),
+        params,
+        session_id,
+        client_id,
+        text,
+        metadata,
+        now,
+        cutoff,
+        history_size,
+    )
+
+
+def _store_in_one_statement(owner: Owner, statement: OneStatement) -> StoredMessage:
+    """:func:`store_user_message_sync` on PostgreSQL; raises IntegrityError on a resend."""
+    # Inside a caller's transaction, a savepoint keeps a resend's IntegrityError from aborting it.
+    savepoint = transaction.atomic() if connection.in_atomic_block else nullcontext()
+    with savepoint, connection.cursor() as cursor:
+        cursor.execute(statement.sql, statement.params)
+        row = cursor.fetchone()
+    if row is None:
+        raise SessionEnded(_why_not_active(owner, statement.session_id, statement.cutoff))
+    stored = statement.stored(row)
+    if stored is None:
+        history = history_rows(statement.session_id, row[0], statement.history_size)
+        stored = statement.stored(row, history)
+    assert stored is not None
+    return stored
 
 
 def _user_row(
