@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
+from django.db import connections
 
 
 def recipient(name: str, address: str) -> Any:
@@ -24,6 +27,8 @@ def _close_chat_db_threads(django_db_setup: None, django_db_blocker: Any) -> Any
 
     with django_db_blocker.unblock():
         dbunits.shutdown()
+        # And the connection of the one thread Channels' database_sync_to_async shares.
+        asyncio.run(database_sync_to_async(connections.close_all)())
     aiodb.close_all_sync()
 
 
