@@ -35,7 +35,6 @@ from benchmarks import querycount  # noqa: E402
 from benchmarks.baseline.consumer import BaselineConsumer  # noqa: E402
 from example_project.asgi import application as site_application  # noqa: E402
 
-EXPERIMENTS += experiments.apply(late=True)
 experiments.time_gc()
 
 querycount.time_db_units()
@@ -46,13 +45,7 @@ STATS_PATH = "/__bench__/stats"
 _baseline = BaselineConsumer.as_asgi()
 
 
-_STATS_CALLS = [0]
-
-
 async def _stats(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    _STATS_CALLS[0] += 1
-    if _STATS_CALLS[0] == 3 and "gc_freeze_warm" in experiments.active():
-        experiments.freeze_now()  # sessions connected: everything long-lived exists now
     stats = {
         "pid": os.getpid(),
         "queries": querycount.snapshot(),

@@ -5,9 +5,6 @@ server only, before the site is imported. ``run.py`` records which were on.
 
 - ``switch_1ms``: ``sys.setswitchinterval(0.001)``: a thread back from the database waits at
   most 1 ms (not 5 ms) for the event loop thread to hand over the GIL.
-- ``gc_freeze_warm``: one more ``gc.freeze()`` once every session is connected (the package
-  freezes at start-up and after the first answer, ``GC_FREEZE``): what the connected sessions'
-  objects cost the collector's full passes.
 
 The server also times every garbage collection pass (the ``gc`` figures of ``/__bench__/stats``),
 experiment or not: a long full pass stalls every socket of the worker at once.
@@ -22,15 +19,13 @@ import threading
 import time
 from typing import Any
 
-LATE = {"gc_freeze_warm"}  # applied once the site is imported
-
 
 def active() -> list[str]:
     return [name for name in os.environ.get("BENCH_EXPERIMENTS", "").split(",") if name]
 
 
-def apply(late: bool = False) -> list[str]:
-    names = [name for name in active() if (name in LATE) == late]
+def apply() -> list[str]:
+    names = active()
     for name in names:
         globals()[f"_{name}"]()
     return names
@@ -38,15 +33,6 @@ def apply(late: bool = False) -> list[str]:
 
 def _switch_1ms() -> None:
     sys.setswitchinterval(0.001)
-
-
-def _gc_freeze_warm() -> None:
-    """Frozen by the stats endpoint once the sessions are connected (benchmarks/asgi.py)."""
-
-
-def freeze_now() -> None:
-    gc.collect()
-    gc.freeze()
 
 
 _lock = threading.Lock()

@@ -20,8 +20,6 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,37 +27,17 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from benchmarks import servers  # noqa: E402
+
 TRANSPORTS = ("httpx", "aiohttp")
-
-
-def _pin(core: int) -> list[str]:
-    """taskset in front of a command, when the machine has it and a second core."""
-    return ["taskset", "-c", str(core)] if shutil.which("taskset") and os.cpu_count() != 1 else []
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the test OpenAI server exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("the test OpenAI server did not listen within 30 s")
 
 
 # --- the child: one transport, measured ------------------------------------------------------
 
 
-async def _measure(transport: str, concurrency: int, rounds: int) -> dict[str, float]:
+async def _measure(concurrency: int, rounds: int) -> dict[str, float]:
     from sophie_chat.ai.base import ChatPrompt, Turn
     from sophie_chat.ai.openai import OpenAIBackend
     from sophie_chat.ai.transport import close_clients
@@ -112,7 +90,7 @@ def child(transport: str, base_url: str, concurrency: int, rounds: int) -> None:
         run = uvloop.run
     except ImportError:
         run = asyncio.run
-    figures = run(_measure(transport, concurrency, rounds))
+    figures = run(_measure(concurrency, rounds))
     print(json.dumps({"transport": transport, "loop": run.__module__, **figures}), flush=True)
 
 
@@ -134,14 +112,12 @@ def main() -> int:
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)])}
     env.pop("DJANGO_SETTINGS_MODULE", None)
-    port = _free_port()
-    server_cmd = [sys.executable, "-m", "tests.openai_server", "--port", str(port)]
-    server_cmd += ["--ttft", "0.05", "--tps", "100", "--tokens", str(args.tokens)]
-    server = subprocess.Popen(_pin(0) + server_cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
+    port = servers.free_port()
+    words = " ".join(f"palavra{i}" for i in range(args.tokens))  # a token each
+    server = servers.start_openai(port, 0.05, 100.0, words)  # on core 0, when it can pin
     results: dict[str, list[dict[str, float]]] = {t: [] for t in TRANSPORTS}
     try:
-        _wait_port(port, server)
-        pinned = "server on core 0, client on core 1" if _pin(0) else "not pinned"
+        pinned = "server on core 0, client on core 1" if servers.can_pin() else "not pinned"
         print(f"{args.concurrency} answers at a time x {args.rounds} rounds per run; {pinned}")
         for _ in range(args.repeat):
             for transport in TRANSPORTS:
@@ -149,7 +125,7 @@ def main() -> int:
                 cmd += ["--base-url", f"http://127.0.0.1:{port}/v1"]
                 cmd += ["--concurrency", str(args.concurrency), "--rounds", str(args.rounds)]
                 done = subprocess.run(
-                    _pin(1) + cmd,
+                    servers._prefix("1") + cmd,
                     cwd=REPO,
                     env=env,
                     capture_output=True,

@@ -279,14 +279,18 @@ def nginx_config(listen: int, upstreams: list[int]) -> str:
     )
 
 
+def _nginx() -> str:
+    return shutil.which("nginx") or "/usr/sbin/nginx"
+
+
 def nginx_available() -> bool:
-    return Path(shutil.which("nginx") or "/usr/sbin/nginx").exists()
+    return Path(_nginx()).exists()
 
 
 def start_nginx(listen: int, upstreams: list[int]) -> subprocess.Popen[bytes]:
     conf = RESULTS / "nginx.conf"
     conf.write_text(nginx_config(listen, upstreams))
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    nginx = _nginx()
     if not nginx_available():
         raise SystemExit("--workers 2 and more run behind nginx: apt-get install -y nginx")
     subprocess.run([nginx, "-t", "-q", "-c", str(conf)], check=True)

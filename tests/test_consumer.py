@@ -19,14 +19,10 @@ from tests.conversation.conftest import (  # noqa: F401 - fixtures
     chat,
     chat_config,
     fake_ai,
+    make_user,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-async def make_user(user_factory: Any) -> Any:
-    return database_sync_to_async(user_factory)
 
 
 count_messages = database_sync_to_async(lambda: ChatMessage.objects.count())

@@ -7,7 +7,6 @@ import asyncio
 import json
 import logging
 import re
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -22,30 +21,19 @@ from sophie_chat.conversation.types import Owner
 from sophie_chat.dbunits import db_unit
 from sophie_chat.models import ChatMessage, ChatSession
 from tests.conversation.conftest import (  # noqa: F401 - fixtures
+    ThreadQueries,
     _fresh_limits,
-    anonymous_session,
     chat,
     chat_config,
     fake_ai,
+    make_user,
+    one_db_thread,
     settle,
 )
-from tests.test_consumer_stream import _ThreadQueries
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 count_sessions = database_sync_to_async(lambda: ChatSession.objects.count())
-count_messages = database_sync_to_async(lambda: ChatMessage.objects.count())
-
-
-@pytest.fixture
-async def make_user(user_factory: Any) -> Any:
-    return database_sync_to_async(user_factory)
-
-
-@pytest.fixture
-def one_db_thread(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every database unit on one thread, where _ThreadQueries captures them."""
-    monkeypatch.setattr(dbunits, "_pool", ThreadPoolExecutor(max_workers=1))
 
 
 @pytest.fixture
@@ -65,7 +53,7 @@ def units(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 async def test_a_visitor_who_never_writes_stores_nothing(
     chat: Any, one_db_thread: None, fake_ai: Any
 ) -> None:
-    async with _ThreadQueries() as queries:
+    async with ThreadQueries() as queries:
         c = await chat()
     statements = await db_unit(queries.statements)()
     # The Django session (the cookie's visitor) and the lookup of an active chat session:
@@ -91,7 +79,7 @@ async def test_a_returning_visitor_connects_in_three_queries(
 ) -> None:
     first = await chat()
     await first.turn("oi")
-    async with _ThreadQueries() as queries:
+    async with ThreadQueries() as queries:
         again = await chat(session_key=first.session_key)
     statements = await db_unit(queries.statements)()
     # The Django session, the lookup, the last page.
@@ -108,7 +96,7 @@ async def test_the_first_message_creates_the_session_then_acks_it(
     warm = Turn(session_id="", text="eletricista", page={"url": "/servicos/"})
     await db_unit(gather_sync)(warm)
     units.clear()
-    async with _ThreadQueries() as queries:
+    async with ThreadQueries() as queries:
         id = await c.message("Como contrato um eletricista?", page={"url": "/servicos/"})
         kinds = []
         while "assistant.done" not in kinds:
@@ -124,7 +112,7 @@ async def test_the_first_message_creates_the_session_then_acks_it(
     assert (start["seq"], start["reply_to"]) == (2, 1)
     # One unit stores the session, the message and the placeholder (the knowledge lookup runs
     # beside it); then the answer's unit. PostgreSQL runs both writes from the event loop.
-    ours = [u for u in units if not u.startswith("__")]  # not _ThreadQueries' own
+    ours = [u for u in units if not u.startswith("__")]  # not ThreadQueries' own
     postgres = connection.vendor == "postgresql"
     writes = [] if postgres else ["_accept_message_sync", "_end_of_turn_sync"]
     assert sorted(ours) == sorted(["gather_sync", *writes]), units

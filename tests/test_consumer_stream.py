@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from importlib import import_module
 from typing import Any
@@ -15,19 +14,19 @@ import pytest
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import OperationalError, connection
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from sophie_chat import aiodb, dbunits
 from sophie_chat.conversation import service
 from sophie_chat.dbunits import db_unit
 from sophie_chat.models import ChatMessage, ChatSession
 from tests.conversation.conftest import (  # noqa: F401 - fixtures
+    ThreadQueries,
     _fresh_limits,
-    anonymous_session,
     chat,
     chat_config,
     fake_ai,
+    make_user,
+    one_db_thread,
     settle,
 )
 
@@ -40,11 +39,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 #: statement, and so are the final UPDATE and the upsert (run from the event loop).
 PORTABLE_TURN_QUERIES = 7
 POSTGRES_TURN_QUERIES = 4
-
-
-@pytest.fixture
-async def make_user(user_factory: Any) -> Any:
-    return database_sync_to_async(user_factory)
 
 
 count_rows = database_sync_to_async(lambda: ChatMessage.objects.count())
@@ -433,48 +427,15 @@ async def test_messages_queue_one_reply_at_a_time_then_busy(
         assert c.frames.index(start) > previous_done
 
 
-class _ThreadQueries:
-    """CaptureQueriesContext on the connection of the chat's database thread (the test makes the
-    pool one thread, so every unit of the turn runs there), plus the statements run on the event
-    loop's own connections (``async_statements``; PostgreSQL only)."""
-
-    def __init__(self) -> None:
-        self.context = CaptureQueriesContext(connection)
-        self.async_statements: list[str] = []
-
-    def _seen(self, sql: str, seconds: float) -> None:
-        self.async_statements.append(sql)
-
-    async def __aenter__(self) -> _ThreadQueries:
-        await db_unit(self.context.__enter__)()
-        aiodb.observers.append(self._seen)
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        aiodb.observers.remove(self._seen)
-        await db_unit(self.context.__exit__)(None, None, None)
-
-    def thread_statements(self) -> list[str]:
-        skip = ("BEGIN", "SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK", "COMMIT")
-        return [q["sql"] for q in self.context.captured_queries if not q["sql"].startswith(skip)]
-
-    def statements(self) -> list[str]:
-        return [*self.thread_statements(), *self.async_statements]
-
-    def savepoints(self) -> list[str]:
-        return [q["sql"] for q in self.context.captured_queries if "SAVEPOINT" in q["sql"]]
-
-
 async def test_a_turn_costs_a_fixed_number_of_queries(
-    chat: Any, make_user: Any, fake_ai: Any, monkeypatch: pytest.MonkeyPatch
+    chat: Any, make_user: Any, fake_ai: Any, one_db_thread: None
 ) -> None:
-    monkeypatch.setattr(dbunits, "_pool", ThreadPoolExecutor(max_workers=1))
     postgres = connection.vendor == "postgresql"
     expected = POSTGRES_TURN_QUERIES if postgres else PORTABLE_TURN_QUERIES
     c = await chat(user=await make_user())
     await c.turn("aquecimento")  # the analytics row exists from now on
     for _ in range(2):
-        async with _ThreadQueries() as queries:
+        async with ThreadQueries() as queries:
             await c.turn("quanto custa?")
             await settle()
         statements = await db_unit(queries.statements)()
@@ -490,12 +451,11 @@ async def test_a_turn_costs_a_fixed_number_of_queries(
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the async path is PostgreSQL's")
 async def test_an_anonymous_turn_writes_from_the_event_loop(
-    chat: Any, fake_ai: Any, monkeypatch: pytest.MonkeyPatch
+    chat: Any, fake_ai: Any, one_db_thread: None
 ) -> None:
-    monkeypatch.setattr(dbunits, "_pool", ThreadPoolExecutor(max_workers=1))
     c = await chat()
     await c.turn("aquecimento")
-    async with _ThreadQueries() as queries:
+    async with ThreadQueries() as queries:
         await c.turn("quanto custa?")
         await settle()
     # The message (one statement), then the answer with its counters (one statement); the
@@ -505,13 +465,12 @@ async def test_an_anonymous_turn_writes_from_the_event_loop(
 
 
 async def test_connect_reads_the_messages_once(
-    chat: Any, make_user: Any, fake_ai: Any, monkeypatch: pytest.MonkeyPatch
+    chat: Any, make_user: Any, fake_ai: Any, one_db_thread: None
 ) -> None:
-    monkeypatch.setattr(dbunits, "_pool", ThreadPoolExecutor(max_workers=1))
     user = await make_user()
     first = await chat(user=user)
     await first.turn("oi")
-    async with _ThreadQueries() as queries:
+    async with ThreadQueries() as queries:
         again = await chat(user=user)
     statements = await db_unit(queries.statements)()
     assert [m["text"] for m in again.session["messages"]][:1] == ["oi"]
@@ -746,10 +705,8 @@ async def test_failing_counters_cost_neither_the_answer_nor_the_escalation(
     c = await chat(user=await make_user())
     _ack, done = await c.turn("quero falar com um atendente humano agora")
     assert done["escalation"]["reason"] == "human_request"
-    session_id = c.session["session_id"] or done.get("session_id")
-    stored = await database_sync_to_async(
-        lambda: ChatSession.objects.get(messages__seq=2, messages__content=done["text"])
-    )()
+    session_id = c.session["session_id"]  # the session frame before the ack names it
+    assert (await rows(session_id))[-1] == (2, "assistant", done["text"], "complete")
+    stored = await database_sync_to_async(lambda: ChatSession.objects.get(pk=session_id))()
     assert stored.escalated
     assert stored.escalation_reason == "human_request"
-    assert session_id is None or str(stored.pk) == session_id

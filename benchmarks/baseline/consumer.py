@@ -24,21 +24,18 @@ from typing import Any
 from channels.generic.websocket import AsyncWebsocketConsumer
 from openai import AsyncOpenAI, DefaultAioHttpClient
 
+from sophie_chat.ai.transport import http_transport
+
 SUBPROTOCOL = "sophie-chat.v1"
 _client: AsyncOpenAI | None = None
 
 
 def _transport() -> dict[str, Any]:
-    """``http_client`` for the transport ``BENCH_HTTP_CLIENT`` names, as Sophie's choice."""
-    choice = os.environ.get("BENCH_HTTP_CLIENT", "auto")
-    if choice == "httpx":
-        return {}
-    try:
+    """``http_client`` for the transport Sophie chooses (``OPENAI_HTTP_CLIENT``, which the
+    benchmark settings take from ``BENCH_HTTP_CLIENT``)."""
+    if http_transport() == "aiohttp":
         return {"http_client": DefaultAioHttpClient(timeout=20.0)}
-    except RuntimeError:  # the SDK without its aiohttp extra: "auto" means httpx then
-        if choice == "aiohttp":
-            raise
-        return {}
+    return {}
 
 
 def client() -> AsyncOpenAI:

@@ -12,6 +12,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from importlib import import_module
 from typing import Any
@@ -21,9 +22,12 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
-from sophie_chat import ratelimit
+from sophie_chat import aiodb, dbunits, ratelimit
 from sophie_chat.ai.base import Delta, Reply, Turn
+from sophie_chat.dbunits import db_unit
 
 WS_PATH = "/ws/sophie-chat/"
 ORIGIN = "http://testserver"
@@ -241,3 +245,57 @@ async def settle(timeout: float = 10) -> None:
 
     if _RUNNING:
         await asyncio.wait(set(_RUNNING), timeout=timeout)
+
+
+TRANSACTION_STATEMENTS = ("BEGIN", "SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK", "COMMIT")
+
+
+def statements(queries: CaptureQueriesContext) -> list[str]:
+    """The captured statements, less the transaction's own (BEGIN, SAVEPOINT, COMMIT...)."""
+    return [
+        q["sql"]
+        for q in queries.captured_queries
+        if not q["sql"].startswith(TRANSACTION_STATEMENTS)
+    ]
+
+
+@pytest.fixture
+async def make_user(user_factory: Any) -> Any:
+    return database_sync_to_async(user_factory)
+
+
+@pytest.fixture
+def one_db_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every database unit on one thread, where :class:`ThreadQueries` captures them."""
+    monkeypatch.setattr(dbunits, "_pool", ThreadPoolExecutor(max_workers=1))
+
+
+class ThreadQueries:
+    """CaptureQueriesContext on the connection of the chat's database thread (the test makes the
+    pool one thread, so every unit of the turn runs there), plus the statements run on the event
+    loop's own connections (``async_statements``; PostgreSQL only)."""
+
+    def __init__(self) -> None:
+        self.context = CaptureQueriesContext(connection)
+        self.async_statements: list[str] = []
+
+    def _seen(self, sql: str, seconds: float) -> None:
+        self.async_statements.append(sql)
+
+    async def __aenter__(self) -> ThreadQueries:
+        await db_unit(self.context.__enter__)()
+        aiodb.observers.append(self._seen)
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        aiodb.observers.remove(self._seen)
+        await db_unit(self.context.__exit__)(None, None, None)
+
+    def thread_statements(self) -> list[str]:
+        return statements(self.context)
+
+    def statements(self) -> list[str]:
+        return [*self.thread_statements(), *self.async_statements]
+
+    def savepoints(self) -> list[str]:
+        return [q["sql"] for q in self.context.captured_queries if "SAVEPOINT" in q["sql"]]

@@ -15,6 +15,7 @@ from django.utils import timezone
 from sophie_chat.conversation.creation import NewSession, create_with_message_sync
 from sophie_chat.conversation.manager import Owner, open_session_sync
 from sophie_chat.models import ChatMessage, ChatSession
+from tests.conversation.conftest import statements as without_transactions
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,17 +35,12 @@ def _create(owner: Owner = VISITOR, text: str = "oi", client_id: str | None = No
     )
 
 
-def _statements(queries: CaptureQueriesContext) -> list[str]:
-    skip = ("BEGIN", "SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK", "COMMIT")
-    return [q["sql"] for q in queries.captured_queries if not q["sql"].startswith(skip)]
-
-
 def test_the_first_message_creates_its_session_with_both_rows() -> None:
     with CaptureQueriesContext(connection) as queries:
         stored = _create(text="primeira")
     # One statement on PostgreSQL; the session's INSERT and the messages' INSERT elsewhere.
     # No history read: a new session has none.
-    statements = _statements(queries)
+    statements = without_transactions(queries)
     assert len(statements) == (1 if connection.vendor == "postgresql" else 2), statements
     assert not [q for q in queries.captured_queries if "SAVEPOINT" in q["sql"]]
     assert (stored.created, stored.seq, stored.reply_seq, stored.history) == (True, 1, 2, [])

@@ -13,7 +13,6 @@ that do shut their loop down stay quiet is tested in tests/ai/test_transport.py)
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +20,7 @@ import pytest
 from tests.conftest import TRANSPORTS
 from tests.faults import harness
 from tests.faults.client import ChatClient
+from tests.widget.conftest import ServerLog
 
 LONG = " ".join(f"palavra{i}" for i in range(40))
 FAULTS: list[tuple[str, dict[str, Any], str]] = [
@@ -42,24 +42,14 @@ SHUTDOWN_NOISE = ("Traceback", "Unclosed", "was destroyed", "Exception ignored")
 TIMEOUT = 3.0  # OPENAI_TIMEOUT of the server (FIRST_TOKEN_TIMEOUT 1.5)
 
 
-def _size(path: Path) -> int:
-    return path.stat().st_size
-
-
-def _read_from(path: Path, offset: int) -> str:
-    with path.open("rb") as f:
-        f.seek(offset)
-        return f.read().decode("utf-8", "replace")
-
-
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_every_upstream_failure_ends_in_a_degraded_fallback(
     start_server: Any, fake_openai: Any, faults_db: tuple[str, str], transport: str
 ) -> None:
     report = harness.figures(f"openai faults ({transport})")
     server = start_server(OPENAI_HTTP_CLIENT=transport)
-    log = Path(server.log.name)
-    log_start = _size(log)
+    log = ServerLog(server)
+    log.mark()
     client = ChatClient(server.port, server.new_visitor())
     await client.start()
     try:
@@ -107,5 +97,5 @@ async def test_every_upstream_failure_ends_in_a_degraded_fallback(
     finally:
         await client.close()
     server.stop()  # SIGTERM; nobody calls close_clients()
-    printed = _read_from(log, log_start)
+    printed = log.text()
     assert not [noise for noise in SHUTDOWN_NOISE if noise in printed], printed[-3000:]

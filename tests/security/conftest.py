@@ -25,6 +25,7 @@ from tests.widget.conftest import (
     ROOT,
     ChatServer,
     OpenAIProcess,
+    ServerLog,
     browser,
     free_port,
     manage,
@@ -49,22 +50,6 @@ def assert_no_canary(*texts: str | bytes) -> None:
 def _canary_key(settings: Any) -> None:
     """In-process tests run with the canary key too (tests that set their own config re-add it)."""
     settings.CHAT_CONFIG = {**(settings.CHAT_CONFIG or {}), "OPENAI_API_KEY": CANARY}
-
-
-class ServerLog:
-    """What a server subprocess wrote (stdout and stderr) since :meth:`mark`."""
-
-    def __init__(self, server: ChatServer) -> None:
-        self.path = Path(server.log.name)
-        self.offset = 0
-
-    def mark(self) -> None:
-        self.offset = self.path.stat().st_size
-
-    def text(self) -> str:
-        with self.path.open("rb") as f:
-            f.seek(self.offset)
-            return f.read().decode("utf-8", "replace")
 
 
 class Site:

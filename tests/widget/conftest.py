@@ -83,6 +83,23 @@ class Process:
         self.log.close()
 
 
+class ServerLog:
+    """What a server subprocess wrote (stdout and stderr) since :meth:`mark`."""
+
+    def __init__(self, server: Any) -> None:
+        # Any server with a ``log`` file: Process here, FaultServer in tests/faults/harness.py.
+        self.path = Path(server.log.name)
+        self.offset = 0
+
+    def mark(self) -> None:
+        self.offset = self.path.stat().st_size
+
+    def text(self) -> str:
+        with self.path.open("rb") as f:
+            f.seek(self.offset)
+            return f.read().decode("utf-8", "replace")
+
+
 class OpenAIProcess(Process):
     def configure(self, **behaviour: Any) -> None:
         self._post("/_reset", {})

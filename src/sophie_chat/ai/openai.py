@@ -77,7 +77,12 @@ class OpenAIBackend:
         api_key = cfg["OPENAI_API_KEY"]
         if not api_key:
             raise NoAPIKey()
-        client = get_client(api_key, cfg["OPENAI_BASE_URL"], float(cfg["OPENAI_TIMEOUT"]))
+        client = get_client(
+            api_key,
+            cfg["OPENAI_BASE_URL"],
+            float(cfg["OPENAI_TIMEOUT"]),
+            str(cfg["OPENAI_HTTP_CLIENT"]),
+        )
         self.model = str(cfg["OPENAI_MODEL"])
         finished = False
         # with_streaming_response: the SDK still sends the request (auth, base URL, timeout, an

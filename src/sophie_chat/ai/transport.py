@@ -40,7 +40,8 @@ logger = get_logger(__name__)
 class _LoopClients:
     """The clients of one event loop, and the hook that closes them when the loop shuts down."""
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
         self.clients: dict[tuple[Any, ...], openai.AsyncOpenAI] = {}
         self.closer = _close_with_loop(self)
         # Its first step registers the generator with the running loop, whose
@@ -95,7 +96,7 @@ def get_client(
     loop = asyncio.get_running_loop()
     state = _loops.get(loop)
     if state is None:
-        state = _loops[loop] = _LoopClients()
+        state = _loops[loop] = _LoopClients(loop)
     transport = http_transport(transport)
     key = (api_key, base_url, float(timeout), transport)
     client = state.clients.get(key)
@@ -129,9 +130,8 @@ async def _close_with_loop(state: _LoopClients) -> AsyncGenerator[None, None]:
     try:
         yield
     finally:
-        for loop, entry in list(_loops.items()):
-            if entry is state:
-                del _loops[loop]
+        if _loops.get(state.loop) is state:
+            del _loops[state.loop]
         clients, state.clients = list(state.clients.values()), {}
         for client in clients:
             try:
