@@ -112,15 +112,7 @@ class ChatManager:
         if session is None:
             return None, [], False
         messages, has_more = _page(owner, session_id, MAX_SEQ, page_size)
-        state = SessionState(
-            id=session.id,
-            status=session.status,
-            user_type=session.user_type,
-            language=session.language,
-            context=session.context or {},
-            last_seq=session.last_seq,
-        )
-        return state, messages, has_more
+        return SessionState.of(session), messages, has_more
 
     @staticmethod
     @db_unit

@@ -106,16 +106,7 @@ def open_session_sync(
             return open_session_sync(
                 owner, user=user, language=language, with_messages=with_messages
             )
-        return SessionState(
-            id=session.id,
-            status=session.status,
-            user_type=session.user_type,
-            language=session.language,
-            context=session.context,
-            last_seq=0,
-            new=True,
-            notice=notice,
-        )
+        return SessionState.of(session, new=True, notice=notice)
     messages: list[dict[str, Any]] = []
     has_more = False
     if with_messages:
@@ -132,17 +123,7 @@ def open_session_sync(
         messages, has_more = page_of(
             ChatMessage.objects.filter(session=session), config["HISTORY_PAGE_SIZE"]
         )
-    return SessionState(
-        id=session.id,
-        status=session.status,
-        user_type=session.user_type,
-        language=session.language,
-        context=session.context or {},
-        last_seq=session.last_seq,
-        messages=messages,
-        has_more=has_more,
-        notice=notice,
-    )
+    return SessionState.of(session, messages=messages, has_more=has_more, notice=notice)
 
 
 def _active_session(owner: Owner) -> ChatSession | None:

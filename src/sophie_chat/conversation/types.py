@@ -61,6 +61,19 @@ class SessionState:
     new: bool = False
     notice: str | None = None
 
+    @classmethod
+    def of(cls, session: Any, **more: Any) -> SessionState:
+        """The state of a stored ``ChatSession`` (``more``: messages, has_more, new, notice)."""
+        return cls(
+            id=session.id,
+            status=session.status,
+            user_type=session.user_type,
+            language=session.language,
+            context=session.context or {},
+            last_seq=session.last_seq,
+            **more,
+        )
+
 
 @dataclass
 class StoredMessage:
