@@ -12,6 +12,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 _lock = threading.Lock()
@@ -20,6 +21,9 @@ _seconds: Counter[str] = Counter()
 _SHAPE = re.compile(r"\s+")
 
 
+# Statements are parametrised, so a few hundred texts cover a run: classify each once (the
+# counting runs in the measured server, and would otherwise add its own cost to every query).
+@lru_cache(maxsize=1024)
 def _kind(sql: str) -> str:
     # "SELECT ... FROM "sophie_chat_chatsession"" -> "SELECT sophie_chat_chatsession": enough to
     # tell which statements a turn runs without keeping whole statements.

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -86,3 +87,38 @@ def test_alert_is_logged_at_error(clock: list[float], sent: list[Any]) -> None:
     assert [entry["log_level"] for entry in logs] == ["error"]
     assert logs[0]["event"] == "ai_failure_alert"
     assert logs[0]["failure_rate"] == 1.0
+
+
+@override_settings(CHAT_CONFIG={**CONFIG, "ALERT_AI_FAILURE_RATE": 0.99})
+def test_running_counts_match_the_calls_in_the_window(clock: list[float], sent: list[Any]) -> None:
+    """The failures are counted as calls enter and leave the window (not recounted per call):
+    after any mix of outcomes, kinds and expiries the counts are those of the calls left."""
+    import random
+
+    rng = random.Random(8)
+    window = alerts.FailureWindow()
+    for _ in range(2000):
+        clock[0] += rng.choice([0.0, 0.5, 3.0, 70.0])
+        ok = rng.random() < 0.7
+        alerts.record_ai_call(ok=ok, kind=rng.choice(["", "timeout", "rate_limit"]), window=window)
+        left = [(k or "unknown") for _, good, k in window.calls if not good]
+        assert window.failed == len(left)
+        assert window.failures == Counter(left)
+        assert all(t >= clock[0] - CONFIG["ALERT_WINDOW"] for t, _, _ in window.calls)
+
+
+@override_settings(CHAT_CONFIG=CONFIG)
+def test_the_alert_names_only_the_kinds_still_in_the_window(
+    clock: list[float], sent: list[Any]
+) -> None:
+    window = alerts.FailureWindow()
+    for _ in range(3):
+        alerts.record_ai_call(ok=False, kind="auth", window=window)
+    clock[0] += 61  # the auth failures leave the window
+    alerts.record_ai_call(ok=True, window=window)
+    for _ in range(2):
+        alerts.record_ai_call(ok=False, kind="timeout", window=window)
+    assert alerts.record_ai_call(ok=False, window=window)
+    assert "3 of the last 4" in sent[0].body
+    assert "timeout x2, unknown x1" in sent[0].body
+    assert "auth" not in sent[0].body

@@ -25,17 +25,45 @@ logger = get_logger(__name__)
 
 
 class FailureWindow:
-    """Outcomes of recent calls, oldest first, and the time of the last alert."""
+    """Outcomes of recent calls, oldest first, and the time of the last alert.
+
+    The failures in the window are counted as calls come and go, so recording a call costs the
+    same with ten calls in the window as with thirty thousand (``ALERT_WINDOW`` seconds of a busy
+    worker's calls).
+    """
 
     def __init__(self) -> None:
         self.calls: deque[tuple[float, bool, str]] = deque()
+        self.failures: Counter[str] = Counter()  # failed calls in the window, by kind
+        self.failed = 0
         self.last_alert: float | None = None
         self.lock = threading.Lock()
 
     def reset(self) -> None:
         with self.lock:
             self.calls.clear()
+            self.failures.clear()
+            self.failed = 0
             self.last_alert = None
+
+    def add(self, now: float, ok: bool, kind: str) -> None:
+        """Record a call made at ``now``; the caller holds :attr:`lock`."""
+        self.calls.append((now, ok, kind))
+        if not ok:
+            self.failed += 1
+            self.failures[kind or "unknown"] += 1
+
+    def forget_before(self, cutoff: float) -> None:
+        """Drop the calls made before ``cutoff``; the caller holds :attr:`lock`."""
+        calls = self.calls
+        while calls and calls[0][0] < cutoff:
+            _, ok, kind = calls.popleft()
+            if not ok:
+                self.failed -= 1
+                key = kind or "unknown"
+                self.failures[key] -= 1
+                if not self.failures[key]:
+                    del self.failures[key]
 
 
 _window = FailureWindow()
@@ -67,28 +95,26 @@ def record_ai_call(*, ok: bool, kind: str = "", window: FailureWindow | None = N
     w = window or _window
     now = clock()
     with w.lock:
-        w.calls.append((now, ok, kind))
-        while w.calls and w.calls[0][0] < now - span:
-            w.calls.popleft()
-        total = len(w.calls)
-        failures = [k for _, good, k in w.calls if not good]
-        if threshold <= 0 or total < max(1, min_calls) or len(failures) / total < threshold:
+        w.add(now, ok, kind)
+        w.forget_before(now - span)
+        total, failed = len(w.calls), w.failed
+        if threshold <= 0 or total < max(1, min_calls) or failed / total < threshold:
             return False
         if w.last_alert is not None and now - w.last_alert < cooldown:
             return False
         w.last_alert = now
-    rate = len(failures) / total
-    kinds = Counter(k or "unknown" for k in failures).most_common(5)
+        kinds = w.failures.most_common(5)
+    rate = failed / total
     logger.error(
         "ai_failure_alert",
         failure_rate=round(rate, 3),
         calls=total,
-        failures=len(failures),
+        failures=failed,
         window_s=span,
         kinds=dict(kinds),
     )
     body = (
-        f"{len(failures)} of the last {total} AI calls failed within {span:.0f} s "
+        f"{failed} of the last {total} AI calls failed within {span:.0f} s "
         f"({rate:.0%}, alert threshold {threshold:.0%}).\n"
         f"Failure kinds: {', '.join(f'{k} x{n}' for k, n in kinds)}.\n"
         "Users are getting fallback answers. Check the AI provider's status, the API key and "
