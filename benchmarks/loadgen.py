@@ -69,6 +69,7 @@ class Workload:
 class TurnResult:
     session: int
     sent: float
+    acked: float | None = None  # the ack: the message is stored
     first: float | None = None  # first delta (or done, when a reply has no delta)
     done: float | None = None
     source: str = ""
@@ -179,6 +180,7 @@ async def turn(
                 kind = data.get("type")
                 if kind == "ack" and data.get("id") == message_id:
                     user_seq = data.get("seq")
+                    result.acked = now
                 elif kind == "assistant.start" and data.get("reply_to") == user_seq:
                     seq = data.get("seq")
                 elif kind == "assistant.delta":

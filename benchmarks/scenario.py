@@ -68,6 +68,12 @@ def summarize(
     ttft = [((t.first or 0) - t.sent - TTFT) * 1000 for t in done if t.source != "cache"]
     total = [((t.done or 0) - t.sent - nominal_total) * 1000 for t in done if t.source != "cache"]
     cached = [((t.first or 0) - t.sent) * 1000 for t in done if t.source == "cache"]
+    # Where a cached answer's wait goes: until the ack (the message stored), then to its first piece.
+    cache_ack = [((t.acked or t.first or 0) - t.sent) * 1000 for t in done if t.source == "cache"]
+    cache_after_ack = [
+        ((t.first or 0) - (t.acked or t.first or 0)) * 1000 for t in done if t.source == "cache"
+    ]
+    ack = [((t.acked or t.first or 0) - t.sent) * 1000 for t in done if t.source != "cache"]
     errors: dict[str, int] = {}
     for t in load.turns:
         if t.error:
@@ -99,6 +105,9 @@ def summarize(
         "added_ttft_ms": _ms(ttft),
         "added_total_ms": _ms(total),
         "cache_first_delta_ms": _ms(cached) | {"n": len(cached)},
+        "cache_ack_ms": _ms(cache_ack),
+        "cache_ack_to_first_delta_ms": _ms(cache_after_ack),
+        "ack_ms": _ms(ack),
         "deltas_per_reply": _round(statistics.mean([t.deltas for t in done]) if done else None),
         "server_cpu_ms_per_turn": _round(
             (after["cpu_s"] - connected["cpu_s"]) * 1000 / max(1, n_turns)
