@@ -92,7 +92,7 @@ def markdown(results: dict[str, Any]) -> str:
         "connected, one message every 20-40 s. Server on one core (taskset -c 1); load generator "
         "and test model on the other. *Added* = client-observed time minus the model's own "
         "(300 ms to first token; 900 ms in total); cache hits are excluded from it and shown "
-        "apart (absolute). Several workers: behind nginx, the second on the load generator's "
+        "apart (absolute). Several workers: behind nginx, every process free to run on every "
         "core.\n\n" + "\n".join(rows) + _skipped(results) + f"\n\nVersions: {versions}. "
         f"Python {results['machine']['python']}, {results['machine']['cpus']} CPUs. "
         f"Run took {results.get('wall_s', 0):g} s.\n"

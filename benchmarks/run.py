@@ -3,7 +3,7 @@
 Usage: ``python benchmarks/run.py`` (the standard set, under 10 minutes), ``--quick`` (the first
 configuration only), ``--full`` (every server x database x size), ``--only NAME[,NAME]``.
 Everything runs on 127.0.0.1: a test OpenAI server and the load generator on core 0, the ASGI
-server pinned to core 1.
+server pinned to core 1; with several workers (behind nginx) the kernel places every process.
 """
 
 from __future__ import annotations
@@ -101,7 +101,11 @@ def run_configs(configs: list[Config]) -> dict[str, Any]:
                 count = most + WARM_UP_VISITORS
                 prepared[config.db] = servers.make_visitors(config.db, count)
             print(f"== {config.name}", flush=True)
-            result = asyncio.run(run_config(config, openai_url, prepared[config.db]))
+            servers.spread([0, openai.pid], config.workers > 1)
+            try:
+                result = asyncio.run(run_config(config, openai_url, prepared[config.db]))
+            finally:
+                servers.spread([0, openai.pid], False)
             print(report.config_lines(result), flush=True)
             out["configs"].append(result)
     finally:

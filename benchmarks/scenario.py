@@ -68,7 +68,7 @@ def summarize(
     ttft = [((t.first or 0) - t.sent - TTFT) * 1000 for t in done if t.source != "cache"]
     total = [((t.done or 0) - t.sent - nominal_total) * 1000 for t in done if t.source != "cache"]
     cached = [((t.first or 0) - t.sent) * 1000 for t in done if t.source == "cache"]
-    # Where a cached answer's wait goes: until the ack (the message stored), then to its first piece.
+    # Where a cached answer's wait goes: to the ack (the message stored), then to its first piece.
     cache_ack = [((t.acked or t.first or 0) - t.sent) * 1000 for t in done if t.source == "cache"]
     cache_after_ack = [
         ((t.first or 0) - (t.acked or t.first or 0)) * 1000 for t in done if t.source == "cache"

@@ -62,6 +62,19 @@ def pin_self(core: int = 0) -> None:
         os.sched_setaffinity(0, {core})
 
 
+def spread(pids: list[int], spread_out: bool) -> None:
+    """Let ``pids`` (0: this process) run on every core, or put them back on core 0.
+
+    A run with several workers leaves the placement of everything to the kernel, as in
+    production: pinned, the load generator and the test model crowd the core they share.
+    """
+    if not can_pin():
+        return
+    cores = set(range(os.cpu_count() or 2)) if spread_out else {0}
+    for pid in pids:
+        os.sched_setaffinity(pid, cores)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -213,16 +226,19 @@ def start_server(
     """Start uvicorn or daphne on ``benchmarks.asgi:application``, the first worker on core 1.
 
     Several workers are separate processes on their own ports behind nginx configured from
-    docs/deploy/nginx.conf (the second worker shares core 0 with the load generator).
+    docs/deploy/nginx.conf, free to run on every core (see :func:`spread`).
     """
     env = base_env(db)
     env["OPENAI_BASE_URL"] = openai_url
     log = (RESULTS / f"server-{kind}.log").open("ab")
     procs, ports, commands = [], [], []
-    for index in range(workers):
+    for _ in range(workers):
         port = free_port()
         cmd = _worker_command(kind, port, deflate)
-        cmd = _prefix(str(1 - index % 2)) + cmd
+        # One worker: on the measured core. Several: on every core, wherever the kernel puts them
+        # (as in production; pinned, the second shared core 0 with the load generator and the
+        # test model while the first had core 1 nearly to itself).
+        cmd = _prefix("1" if workers == 1 else f"0-{(os.cpu_count() or 2) - 1}") + cmd
         procs.append(
             subprocess.Popen(cmd, cwd=SOURCE, env=env, stdout=log, stderr=subprocess.STDOUT)
         )
