@@ -11,6 +11,8 @@ and these variables (all optional):
 - ``BENCH_REDIS_URL``: Redis for the channel layer, cache and limits (default db 13).
 - ``BENCH_RATE_LIMIT``: the chat's rate limit, raised so the load is not throttled.
 - ``BENCH_HTTP_CLIENT``: the OpenAI SDK's transport (``OPENAI_HTTP_CLIENT``), default ``auto``.
+- ``BENCH_PREPARE``: PostgreSQL's ``OPTIONS["prepare_threshold"]`` (prepared statements on the
+  chat's async connections); unset, Django's default (none).
 - ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY``: the test OpenAI-compatible server and a dummy key.
 """
 
@@ -50,6 +52,8 @@ if _db == "postgres":
     }
     # The pool is what keeps a turn's first query cheap (FACTS: +1.7 s p95 without it).
     DATABASES["default"]["OPTIONS"] = {"pool": {"min_size": 2, "max_size": 20}}
+    if os.environ.get("BENCH_PREPARE"):
+        DATABASES["default"]["OPTIONS"]["prepare_threshold"] = int(os.environ["BENCH_PREPARE"])
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 elif _db == "sqlite":
     DATABASES = {

@@ -68,6 +68,41 @@ def test_connection_params_are_djangos() -> None:
         assert django_only not in params
 
 
+async def _prepared_here(threshold: Any) -> int:
+    """Run one statement three times on one connection of a fresh pool; how many statements
+    that connection has prepared on the server."""
+    options = connection.settings_dict["OPTIONS"]
+    if threshold is not None:
+        options["prepare_threshold"] = threshold
+    try:
+
+        async def work(conn: Any) -> int:
+            for n in (1, 2, 3):
+                cursor = await conn.execute("SELECT %s::int * 2 AS sophie_probe", [n])
+                assert await cursor.fetchone() == (n * 2,)
+            cursor = await conn.execute(
+                "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s",
+                ["%sophie_probe%"],
+            )
+            row = await cursor.fetchone()
+            return int(row[0])
+
+        return await aiodb.run(work)
+    finally:
+        options.pop("prepare_threshold", None)
+        await aiodb.close()
+
+
+@needs_postgres
+async def test_statements_are_prepared_only_when_the_site_asks_for_it() -> None:
+    # As Django: none by default (a pooler in transaction mode cannot keep them); with
+    # OPTIONS["prepare_threshold"] the turn's statements are parsed and planned once per
+    # connection (docs/deployment.rst measures what that saves).
+    assert await _prepared_here(None) == 0
+    assert await _prepared_here(0) == 1
+    assert await _prepared_here(2) == 1  # prepared at its second run
+
+
 @needs_postgres
 async def test_statements_and_errors_come_out_as_djangos() -> None:
     row = await aiodb.fetchone("SELECT %s::int + 1", [41])
