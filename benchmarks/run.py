@@ -101,11 +101,8 @@ def run_configs(configs: list[Config]) -> dict[str, Any]:
                 count = most + WARM_UP_VISITORS
                 prepared[config.db] = servers.make_visitors(config.db, count)
             print(f"== {config.name}", flush=True)
-            servers.spread([0, openai.pid], config.workers > 1)
-            try:
+            with servers.on_every_core([0, openai.pid], when=config.workers > 1):
                 result = asyncio.run(run_config(config, openai_url, prepared[config.db]))
-            finally:
-                servers.spread([0, openai.pid], False)
             print(report.config_lines(result), flush=True)
             out["configs"].append(result)
     finally:

@@ -65,15 +65,15 @@ def summarize(
     queries = {name: snap["queries"] for name, snap in stats.items()}
     done = [t for t in load.turns if not t.error and t.first and t.done]
     nominal_total = TTFT + TOKENS / TPS
-    ttft = [((t.first or 0) - t.sent - TTFT) * 1000 for t in done if t.source != "cache"]
-    total = [((t.done or 0) - t.sent - nominal_total) * 1000 for t in done if t.source != "cache"]
-    cached = [((t.first or 0) - t.sent) * 1000 for t in done if t.source == "cache"]
-    # Where a cached answer's wait goes: to the ack (the message stored), then to its first piece.
-    cache_ack = [((t.acked or t.first or 0) - t.sent) * 1000 for t in done if t.source == "cache"]
-    cache_after_ack = [
-        ((t.first or 0) - (t.acked or t.first or 0)) * 1000 for t in done if t.source == "cache"
-    ]
-    ack = [((t.acked or t.first or 0) - t.sent) * 1000 for t in done if t.source != "cache"]
+    modelled = [t for t in done if t.source != "cache"]
+    from_cache = [t for t in done if t.source == "cache"]
+    ttft = [((t.first or 0) - t.sent - TTFT) * 1000 for t in modelled]
+    total = [((t.done or 0) - t.sent - nominal_total) * 1000 for t in modelled]
+    cached = [((t.first or 0) - t.sent) * 1000 for t in from_cache]
+    # Where the wait goes: to the ack (the message stored), then to the first piece.
+    ack = [((t.acked or t.first or 0) - t.sent) * 1000 for t in modelled]
+    cache_ack = [((t.acked or t.first or 0) - t.sent) * 1000 for t in from_cache]
+    cache_after_ack = [((t.first or 0) - (t.acked or t.first or 0)) * 1000 for t in from_cache]
     errors: dict[str, int] = {}
     for t in load.turns:
         if t.error:

@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,17 +64,25 @@ def pin_self(core: int = 0) -> None:
         os.sched_setaffinity(0, {core})
 
 
-def spread(pids: list[int], spread_out: bool) -> None:
-    """Let ``pids`` (0: this process) run on every core, or put them back on core 0.
+@contextmanager
+def on_every_core(pids: list[int], when: bool = True) -> Iterator[None]:
+    """While in the block, let ``pids`` (0: this process) and what they start run on every core;
+    then put each back where it was.
 
     A run with several workers leaves the placement of everything to the kernel, as in
     production: pinned, the load generator and the test model crowd the core they share.
     """
-    if not can_pin():
+    if not (when and can_pin()):
+        yield
         return
-    cores = set(range(os.cpu_count() or 2)) if spread_out else {0}
+    before = {pid: os.sched_getaffinity(pid) for pid in pids}
     for pid in pids:
-        os.sched_setaffinity(pid, cores)
+        os.sched_setaffinity(pid, range(os.cpu_count() or 2))
+    try:
+        yield
+    finally:
+        for pid, cores in before.items():
+            os.sched_setaffinity(pid, cores)
 
 
 def free_port() -> int:
@@ -226,7 +236,7 @@ def start_server(
     """Start uvicorn or daphne on ``benchmarks.asgi:application``, the first worker on core 1.
 
     Several workers are separate processes on their own ports behind nginx configured from
-    docs/deploy/nginx.conf, free to run on every core (see :func:`spread`).
+    docs/deploy/nginx.conf, free to run wherever this process may (see :func:`on_every_core`).
     """
     env = base_env(db)
     env["OPENAI_BASE_URL"] = openai_url
@@ -235,10 +245,10 @@ def start_server(
     for _ in range(workers):
         port = free_port()
         cmd = _worker_command(kind, port, deflate)
-        # One worker: on the measured core. Several: on every core, wherever the kernel puts them
-        # (as in production; pinned, the second shared core 0 with the load generator and the
-        # test model while the first had core 1 nearly to itself).
-        cmd = _prefix("1" if workers == 1 else f"0-{(os.cpu_count() or 2) - 1}") + cmd
+        # One worker: on the measured core. Several: where the caller may run (run.py lets it
+        # run on every core for them, see on_every_core), wherever the kernel puts them.
+        if workers == 1:
+            cmd = _prefix("1") + cmd
         procs.append(
             subprocess.Popen(cmd, cwd=SOURCE, env=env, stdout=log, stderr=subprocess.STDOUT)
         )

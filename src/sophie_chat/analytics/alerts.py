@@ -33,37 +33,38 @@ class FailureWindow:
     """
 
     def __init__(self) -> None:
-        self.calls: deque[tuple[float, bool, str]] = deque()
+        self.calls: deque[tuple[float, bool, str]] = deque()  # (time, ok, kind or "unknown")
         self.failures: Counter[str] = Counter()  # failed calls in the window, by kind
-        self.failed = 0
         self.last_alert: float | None = None
         self.lock = threading.Lock()
+
+    @property
+    def failed(self) -> int:
+        """Failed calls in the window (a handful of kinds to add up)."""
+        return sum(self.failures.values())
 
     def reset(self) -> None:
         with self.lock:
             self.calls.clear()
             self.failures.clear()
-            self.failed = 0
             self.last_alert = None
 
     def add(self, now: float, ok: bool, kind: str) -> None:
         """Record a call made at ``now``; the caller holds :attr:`lock`."""
+        kind = kind or "unknown"
         self.calls.append((now, ok, kind))
         if not ok:
-            self.failed += 1
-            self.failures[kind or "unknown"] += 1
+            self.failures[kind] += 1
 
     def forget_before(self, cutoff: float) -> None:
         """Drop the calls made before ``cutoff``; the caller holds :attr:`lock`."""
-        calls = self.calls
+        calls, failures = self.calls, self.failures
         while calls and calls[0][0] < cutoff:
             _, ok, kind = calls.popleft()
             if not ok:
-                self.failed -= 1
-                key = kind or "unknown"
-                self.failures[key] -= 1
-                if not self.failures[key]:
-                    del self.failures[key]
+                failures[kind] -= 1
+                if not failures[kind]:
+                    del failures[kind]
 
 
 _window = FailureWindow()
